@@ -1,0 +1,1 @@
+"""The wire contract shared by vote, worker and result, kept in one place."""

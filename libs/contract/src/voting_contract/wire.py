@@ -1,0 +1,99 @@
+"""Queue messages: the Redis LIST `votes` of JSON objects, pushed right, popped left.
+
+The classic demo's message is {"voter_id": "...", "vote": "a"|"b"}. Ours adds two fields the
+classic consumers ignore: `seq`, a number Redis assigns that grows with every vote, so that a
+voter's latest vote wins even when several workers commit out of order; and `ts`, the enqueue
+time in Unix seconds, for the worker's lag metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+QUEUE = "votes"
+DEAD_LETTER = "votes:dead"
+SEQ_COUNTER = "votes:seq"
+OPTIONS = ("a", "b")
+MAX_MESSAGE_BYTES = 1024
+MAX_VOTER_ID_LENGTH = 255  # the width of votes.id
+
+# Numbers a vote and pushes it, in one atomic step. The number is Redis's clock in
+# milliseconds, or one more than the last number if that is larger: it grows with queue order,
+# and keeps growing after a Redis restart that lost the counter (dev runs without persistence),
+# so a voter's vote after the restart still beats the one before it.
+ENQUEUE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0') + 1)
+local text = string.format('%d', seq)
+redis.call('SET', KEYS[2], text)
+redis.call('RPUSH', KEYS[1], string.sub(ARGV[1], 1, -2) .. ',"seq":' .. text .. '}')
+return seq
+"""
+
+
+class MalformedMessage(ValueError):
+    """A queue message that can never become a row; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    voter_id: str
+    vote: str
+    seq: int | None = None
+    ts: float | None = None
+
+    def to_json(self) -> str:
+        body: dict[str, object] = {"voter_id": self.voter_id, "vote": self.vote}
+        if self.seq is not None:
+            body["seq"] = self.seq
+        if self.ts is not None:
+            body["ts"] = self.ts
+        return json.dumps(body, separators=(",", ":"))
+
+
+def is_valid_voter_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_VOTER_ID_LENGTH and value.isprintable()
+
+
+def decode(raw: bytes | str) -> Vote:
+    """Parse one queue message, or raise MalformedMessage with a short reason."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage("oversized")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedMessage("not-json") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("not-an-object")
+    voter_id = body.get("voter_id")
+    if voter_id is None:
+        raise MalformedMessage("missing-voter-id")
+    if not is_valid_voter_id(voter_id):
+        raise MalformedMessage("bad-voter-id")
+    vote = body.get("vote")
+    if vote not in OPTIONS:
+        raise MalformedMessage("unknown-vote")
+    seq = body.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63):
+        raise MalformedMessage("bad-seq")
+    ts = body.get("ts")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts)):
+        raise MalformedMessage("bad-ts")
+    return Vote(voter_id=voter_id, vote=vote, seq=seq, ts=None if ts is None else float(ts))
+
+
+def enqueue_script(client):
+    """Register ENQUEUE_SCRIPT on a redis-py client; call it as script(vote)."""
+    script = client.register_script(ENQUEUE_SCRIPT)
+
+    def push(vote: Vote) -> int:
+        return int(script(keys=[QUEUE, SEQ_COUNTER], args=[vote.to_json()]))
+
+    return push
