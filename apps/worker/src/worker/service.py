@@ -1,0 +1,160 @@
+"""The worker's main loop: take a batch, write it, acknowledge it; wait out any outage."""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import redis
+
+from . import metrics
+from .batch import plan_batch
+from .queue import ReliableQueue
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("worker")
+
+# A loop that has not turned for this long is stuck: liveness fails and the pod restarts.
+STUCK_AFTER_SECONDS = 60.0
+
+
+class Backoff:
+    """Exponential waits with jitter, from 0.1 s up to 5 s."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap, self.next = first, cap, first
+
+    def delay(self) -> float:
+        current = self.next
+        self.next = min(self.cap, self.next * 2)
+        return current * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.next = self.first
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis.Redis(
+            host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
+            socket_connect_timeout=2, socket_timeout=settings.block_seconds + 5, health_check_interval=30,
+        )
+        self.queue = ReliableQueue(self.redis, settings.worker_id, settings.heartbeat_seconds)
+        self.store = Store(settings.postgres)
+        self.stop = threading.Event()
+        self.last_loop = time.monotonic()
+        self.redis_ok = False
+        self.postgres_ok = False
+        self._next_reclaim = 0.0
+
+    # -- probes -----------------------------------------------------------------------
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_loop < STUCK_AFTER_SECONDS
+
+    def ready(self) -> bool:
+        return self.redis_ok and self.postgres_ok and not self.stop.is_set()
+
+    def _turned(self) -> None:
+        self.last_loop = time.monotonic()
+        metrics.LAST_LOOP.set_to_current_time()
+
+    # -- retries ----------------------------------------------------------------------
+    def _keepalive(self) -> None:
+        """While waiting on a dependency: stay live, and keep the batch in hand ours."""
+        self._turned()
+        try:
+            self.queue.beat()
+        except redis.RedisError:
+            pass  # Redis itself is down: nobody can reclaim the batch meanwhile
+
+    def _retry(self, dependency: str, action: Callable[[], object], errors: tuple[type[Exception], ...]) -> bool:
+        """Run `action` until it succeeds; False if asked to stop while the dependency is down."""
+        backoff = Backoff()
+        while True:
+            try:
+                action()
+            except errors as exc:
+                setattr(self, f"{dependency}_ok", False)
+                metrics.RETRIES.labels(dependency).inc()
+                if self.stop.is_set():
+                    return False
+                delay = backoff.delay()
+                log.warning("%s unavailable (%s); retrying in %.1fs", dependency, exc, delay)
+                self._keepalive()
+                self.stop.wait(delay)
+                continue
+            setattr(self, f"{dependency}_ok", True)
+            return True
+
+    # -- the loop ---------------------------------------------------------------------
+    def step(self) -> int:
+        """Handle one batch; return how many messages it held."""
+        self._turned()
+        self.queue.beat()
+        self.redis_ok = True
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self.settings.heartbeat_seconds / 2
+            moved = self.queue.reclaim_orphans()
+            if moved:
+                metrics.RECLAIMED.inc(moved)
+                log.info("moved %d messages of a dead worker back to the queue", moved)
+        items = self.queue.unfinished() or self.queue.take(self.settings.batch_size, self.settings.block_seconds)
+        if not items:
+            metrics.QUEUE_DEPTH.set(self.queue.depth())
+            return 0
+        plan = plan_batch(items)
+        if not self._retry("postgres", lambda: self.store.write(plan), (psycopg.OperationalError,)):
+            return len(items)  # stopping with PostgreSQL down: the batch stays in Redis
+        committed_at = time.time()
+        dead = [d.to_json(self.settings.worker_id, committed_at) for d in plan.dead]
+        self._retry("redis", lambda: self.queue.ack(dead), (redis.RedisError,))
+        metrics.BATCH_SIZE.observe(len(items))
+        metrics.PROCESSED.inc(plan.valid)
+        for d in plan.dead:
+            metrics.DEAD_LETTERED.labels(d.reason).inc()
+            log.warning("dead-lettered a message: %s", d.reason)
+        for v in plan.votes:
+            if v.ts is not None:
+                metrics.LAG.observe(max(0.0, committed_at - v.ts))
+        metrics.QUEUE_DEPTH.set(self.queue.depth())
+        return len(items)
+
+    def run(self) -> int:
+        log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d", self.settings.worker_id,
+                 self.settings.redis.host, self.settings.redis.port, self.settings.postgres.host,
+                 self.settings.postgres.port, self.settings.batch_size)
+        self._retry("postgres", self.store.ping, (psycopg.OperationalError,))
+        backoff = Backoff()
+        while not self.stop.is_set():
+            try:
+                self.step()
+                backoff.reset()
+            except redis.RedisError as exc:
+                self.redis_ok = False
+                metrics.RETRIES.labels("redis").inc()
+                delay = backoff.delay()
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                self.stop.wait(delay)
+        try:
+            self.queue.release()
+        except redis.RedisError:
+            pass  # the heartbeat lapses by itself
+        self.store.close()
+        log.info("worker %s stopped", self.settings.worker_id)
+        return 0
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
