@@ -1,0 +1,1 @@
+"""The ballot: a Flask app that queues each vote in Redis."""

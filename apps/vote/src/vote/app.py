@@ -1,0 +1,143 @@
+"""The vote service: GET shows the ballot, POST queues the voter's choice in Redis."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import socket
+import time
+
+import redis
+from flask import Flask, Response, g, render_template, request
+from prometheus_client import Counter, Histogram
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from voting_contract.metrics import exposition
+from voting_contract.settings import environ
+from voting_contract.wire import OPTIONS, Vote, enqueue_script
+
+from .settings import Settings
+
+log = logging.getLogger("vote")
+
+VOTER_COOKIE = "voter_id"
+CHOICE_COOKIE = "vote"
+VOTER_ID = re.compile(r"[0-9a-f]{32}")  # 128 random bits, as secrets.token_hex(16) writes them
+COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers accept
+MAX_BODY_BYTES = 4096
+
+VOTES_CAST = Counter("vote_votes_cast", "Votes accepted and queued", ["option"])
+LATENCY = Histogram(
+    "vote_request_duration_seconds", "Time to answer a request", ["method", "endpoint", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app; tests pass their own settings, servers read the environment."""
+    settings = settings or Settings.from_env(environ())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    client = redis.Redis(
+        host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
+        socket_connect_timeout=0.5, socket_timeout=1.0, retry=Retry(NoBackoff(), 1),
+    )
+    push = enqueue_script(client)
+    hostname = socket.gethostname()
+    app.extensions["redis"] = client
+
+    def ballot(choice: str | None, status: int = 200, notice: str | None = None) -> Response:
+        page = render_template(
+            "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
+        )
+        return Response(page, status=status, mimetype="text/html")
+
+    @app.get("/")
+    def show():
+        choice = request.cookies.get(CHOICE_COOKIE)
+        return ballot(choice if choice in OPTIONS else None)
+
+    @app.post("/")
+    def cast():
+        choice = request.form.get("vote")
+        if choice not in OPTIONS:
+            return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
+        voter_id = g.voter_id
+        try:
+            push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
+        except redis.RedisError as exc:
+            log.warning("vote not queued, redis unavailable: %s", exc)
+            return error_page(503, "Your vote was not recorded: the ballot box is unavailable. Please try again.")
+        VOTES_CAST.labels(choice).inc()
+        response = ballot(choice, notice=f"Your vote for {settings.options.label(choice)} is in.")
+        response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
+                            secure=request.is_secure, httponly=True)
+        return response
+
+    @app.get("/healthz")
+    def healthz():
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz():
+        try:
+            client.ping()
+        except redis.RedisError:
+            return Response("redis unavailable\n", status=503, mimetype="text/plain")
+        return Response("ready\n", mimetype="text/plain")
+
+    @app.get("/metrics")
+    def metrics():
+        body, content_type = exposition()
+        return Response(body, content_type=content_type)
+
+    def error_page(status: int, message: str) -> Response:
+        page = render_template("error.html", status=status, message=message, options=settings.options)
+        return Response(page, status=status, mimetype="text/html")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            404: "There is nothing here. The ballot is at the home page.",
+            405: "This page does not accept that kind of request.",
+            413: "That request was too large to be a vote.",
+        }
+        response = error_page(exc.code or 500, messages.get(exc.code or 500, exc.description or "Bad request."))
+        if exc.code == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_page(500, "Something went wrong on our side. Your vote may not have been recorded.")
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+        voter_id = request.cookies.get(VOTER_COOKIE, "")
+        g.new_voter = not VOTER_ID.fullmatch(voter_id)
+        g.voter_id = secrets.token_hex(16) if g.new_voter else voter_id
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        if g.get("new_voter") and request.endpoint in ("show", "cast"):
+            response.set_cookie(VOTER_COOKIE, g.voter_id, max_age=COOKIE_MAX_AGE, httponly=True,
+                                samesite="Lax", secure=request.is_secure)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if "started" in g:
+            endpoint = request.endpoint or "unknown"
+            LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
+        return response
+
+    return app

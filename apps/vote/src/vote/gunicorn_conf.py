@@ -1,0 +1,36 @@
+"""gunicorn settings: `gunicorn --config python:vote.gunicorn_conf "vote.app:create_app()"`."""
+
+from voting_contract.metrics import prepare_multiprocess_dir
+from voting_contract.settings import SettingsError, environ
+
+from vote.settings import Settings
+
+try:
+    _settings = Settings.from_env(environ())
+except SettingsError as exc:
+    raise SystemExit(f"vote: configuration error: {exc}") from None
+
+# Before any worker imports prometheus_client: each worker writes its own counts there and
+# /metrics sums them, so the figures are right whichever worker answers the scrape.
+prepare_multiprocess_dir("/tmp/vote-metrics")
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "gthread"
+threads = 4
+keepalive = 5
+# The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
+graceful_timeout = 20
+timeout = 30
+worker_tmp_dir = "/tmp"
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+# Headers larger than this get 400 at the door instead of reaching Flask.
+limit_request_field_size = 8190
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

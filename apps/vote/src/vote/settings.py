@@ -1,0 +1,28 @@
+"""The vote service's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from voting_contract.settings import Options, RedisSettings, env_int, env_str
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisSettings
+    options: Options
+    host: str
+    port: int
+    workers: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            redis=RedisSettings.from_env(env),
+            options=Options.from_env(env),
+            host=env_str(env, "HOST", "0.0.0.0"),
+            port=env_int(env, "PORT", 8080, low=1, high=65535),
+            workers=env_int(env, "WEB_CONCURRENCY", 2, low=1, high=4 * (os.cpu_count() or 1) + 1),
+        )
