@@ -1,0 +1,1 @@
+"""Live results: a Quart app that pushes the tallies to every browser over a websocket."""

@@ -1,0 +1,87 @@
+"""The result service: the results page, its JSON, and a websocket of live tallies."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from prometheus_client import Histogram
+from quart import Quart, Response, g, render_template, request, websocket
+
+from voting_contract.metrics import exposition
+from voting_contract.settings import environ
+
+from .feed import TallyFeed
+from .settings import Settings
+
+LATENCY = Histogram(
+    "result_request_duration_seconds", "Time to answer an HTTP request", ["method", "endpoint", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    """Build the app; tests pass their own settings, servers read the environment."""
+    settings = settings or Settings.from_env(environ())
+    app = Quart(__name__)
+    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds)
+    app.extensions["tally_feed"] = feed
+    hostname = socket.gethostname()
+
+    @app.before_serving
+    async def start_feed() -> None:
+        feed.start()
+
+    @app.after_serving
+    async def stop_feed() -> None:
+        await feed.stop()
+
+    @app.get("/")
+    async def page():
+        return await render_template("index.html", snapshot=feed.current, hostname=hostname)
+
+    @app.get("/api/results")
+    async def results():
+        return feed.current, (200 if feed.loaded else 503)
+
+    @app.websocket("/ws")
+    async def live():
+        queue = feed.subscribe()
+        try:
+            await websocket.send_json(feed.current)
+            while (update := await queue.get()) is not None:
+                await websocket.send_json(update)
+        finally:
+            feed.unsubscribe(queue)
+
+    @app.get("/healthz")
+    async def healthz():
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    async def readyz():
+        if feed.connected:
+            return Response("ready\n", mimetype="text/plain")
+        return Response("postgres unavailable\n", status=503, mimetype="text/plain")
+
+    @app.get("/metrics")
+    async def metrics():
+        body, content_type = exposition()
+        return Response(body, content_type=content_type)
+
+    @app.before_request
+    async def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def finish(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        endpoint = request.endpoint or "unknown"
+        LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
+        return response
+
+    return app

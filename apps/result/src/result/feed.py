@@ -1,0 +1,117 @@
+"""One PostgreSQL reader per process, fanned out to every websocket.
+
+The reader LISTENs for the tally triggers' notifications and reads the small tally table once
+per change, however many viewers are connected: database load does not grow with viewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import psycopg
+from prometheus_client import Counter, Gauge
+
+from voting_contract.schema import TALLIES_SQL, TALLY_CHANNEL, ensure_schema
+from voting_contract.settings import Options, PostgresSettings
+
+from .tallies import snapshot
+
+log = logging.getLogger("result.feed")
+
+DB_QUERIES = Counter("result_db_queries", "Tally reads sent to PostgreSQL")
+UPDATES = Counter("result_updates_published", "Changed tallies published to viewers")
+VIEWERS = Gauge("result_websocket_viewers", "Open websocket connections", multiprocess_mode="livesum")
+
+
+class TallyFeed:
+    def __init__(self, settings: PostgresSettings, options: Options, recheck_seconds: float) -> None:
+        self.settings = settings
+        self.options = options
+        self.recheck_seconds = recheck_seconds
+        self.counts: dict[str, int] = {}
+        self.loaded = False
+        self.connected = False
+        self.current = snapshot({}, options, stale=True, loaded=False)
+        self._subscribers: set[asyncio.Queue] = set()
+        self._task: asyncio.Task | None = None
+
+    # -- viewers ----------------------------------------------------------------------
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        self._subscribers.add(queue)
+        VIEWERS.inc()
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        if queue in self._subscribers:
+            self._subscribers.discard(queue)
+            VIEWERS.dec()
+
+    def _publish(self, counts: dict[str, int] | None = None) -> None:
+        if counts is not None:
+            self.counts, self.loaded = counts, True
+        new = snapshot(self.counts, self.options, stale=not self.connected, loaded=self.loaded)
+        if new == self.current:
+            return
+        self.current = new
+        UPDATES.inc()
+        for queue in self._subscribers:
+            # A slow viewer only ever needs the newest tallies: replace what it has not read.
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(new)
+
+    # -- the reader -------------------------------------------------------------------
+    async def _read(self, conn: psycopg.AsyncConnection) -> None:
+        DB_QUERIES.inc()
+        cursor = await conn.execute(TALLIES_SQL)
+        self._publish({vote: n for vote, n in await cursor.fetchall()})
+
+    def _prepare_schema(self) -> None:
+        with psycopg.connect(self.settings.conninfo(application_name="result"), autocommit=True) as conn:
+            ensure_schema(conn)
+
+    async def _follow(self) -> None:
+        await asyncio.to_thread(self._prepare_schema)
+        conninfo = self.settings.conninfo(application_name="result")
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {TALLY_CHANNEL}")
+            self.connected = True
+            log.info("following tallies in %s:%d", self.settings.host, self.settings.port)
+            await self._read(conn)
+            while True:
+                # One read answers every notification that arrived before it.
+                async for _ in conn.notifies(timeout=self.recheck_seconds, stop_after=1):
+                    pass
+                await self._read(conn)
+
+    async def run(self) -> None:
+        """Follow the tallies for ever, reconnecting with backoff; viewers keep the last ones."""
+        delay = 0.1
+        while True:
+            try:
+                await self._follow()
+            except (psycopg.Error, OSError) as exc:
+                if self.connected:
+                    log.warning("lost PostgreSQL (%s); keeping the last tallies", exc)
+                    delay = 0.1
+                self.connected = False
+                self._publish()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(5.0, delay * 2)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="tally-feed")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)  # tells each websocket to close

@@ -1,0 +1,31 @@
+"""The result service's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from voting_contract.settings import Options, PostgresSettings, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres: PostgresSettings
+    options: Options
+    host: str
+    port: int
+    workers: int
+    recheck_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            postgres=PostgresSettings.from_env(env),
+            options=Options.from_env(env),
+            host=env_str(env, "HOST", "0.0.0.0"),
+            port=env_int(env, "PORT", 8080, low=1, high=65535),
+            workers=env_int(env, "WEB_CONCURRENCY", 1, low=1, high=4 * (os.cpu_count() or 1) + 1),
+            # Without a notification for this long, read anyway: it proves the connection is alive.
+            recheck_seconds=env_float(env, "RESULT_RECHECK_SECONDS", 30.0, low=0.5, high=3600.0),
+        )
