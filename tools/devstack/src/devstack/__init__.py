@@ -1,0 +1,1 @@
+"""Run the voting app on one machine: embedded Redis and PostgreSQL, the three services."""
