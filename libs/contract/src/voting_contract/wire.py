@@ -20,12 +20,12 @@ MAX_MESSAGE_BYTES = 1024
 MAX_VOTER_ID_LENGTH = 255  # the width of votes.id
 
 # Numbers a vote and pushes it, in one atomic step. The number is Redis's clock in
-# milliseconds, or one more than the last number if that is larger: it grows with queue order,
+# microseconds, or one more than the last number if that is larger: it grows with queue order,
 # and keeps growing after a Redis restart that lost the counter (dev runs without persistence),
 # so a voter's vote after the restart still beats the one before it.
 ENQUEUE_SCRIPT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local seq = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0') + 1)
 local text = string.format('%d', seq)
 redis.call('SET', KEYS[2], text)

@@ -1,0 +1,123 @@
+"""The result app through Quart's test client, against a real PostgreSQL."""
+
+import asyncio
+import re
+
+import pytest
+
+from result.app import create_app
+from result.settings import Settings
+from voting_contract.settings import Options, PostgresSettings
+
+
+def settings_for(env: dict[str, str], **options: str) -> Settings:
+    return Settings(
+        postgres=PostgresSettings.from_env(env), options=Options(options.get("a", "Cats"), options.get("b", "Dogs")),
+        host="127.0.0.1", port=8080, workers=1, recheck_seconds=30,
+    )
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def db_queries(client) -> float:
+    text = await (await client.get("/metrics")).get_data(as_text=True)
+    return float(re.search(r"^result_db_queries_total (\S+)$", text, re.M).group(1))
+
+
+def test_results_page_json_and_websocket_follow_the_table(postgres_server, pg_conn):
+    pg_conn.execute("INSERT INTO votes (id, vote) VALUES ('v1', 'a'), ('v2', 'a'), ('v3', 'b')")
+    app = create_app(settings_for(postgres_server.env, a="Tea", b="Coffee"))
+    feed = app.extensions["tally_feed"]
+
+    async def scenario() -> None:
+        async with app.test_app():
+            await until(lambda: feed.loaded)
+            client = app.test_client()
+            data = await (await client.get("/api/results")).get_json()
+            assert [(o["label"], o["votes"], o["percent"]) for o in data["options"]] == [
+                ("Tea", 2, 66.7), ("Coffee", 1, 33.3)]
+            assert (data["total"], data["total_text"], data["stale"]) == (3, "3 votes", False)
+            page = await (await client.get("/")).get_data(as_text=True)
+            assert "Tea" in page and "Coffee" in page and "3 votes" in page
+            async with client.websocket("/ws") as ws:
+                assert (await ws.receive_json())["total"] == 3
+                await asyncio.to_thread(pg_conn.execute, "UPDATE votes SET vote = 'b' WHERE id = 'v1'")
+                update = await asyncio.wait_for(ws.receive_json(), 5)
+                assert [o["votes"] for o in update["options"]] == [1, 2]
+
+    asyncio.run(scenario())
+
+
+def test_many_viewers_cost_one_read_per_change(postgres_server, pg_conn):
+    app = create_app(settings_for(postgres_server.env))
+    feed = app.extensions["tally_feed"]
+
+    async def scenario() -> None:
+        async with app.test_app():
+            await until(lambda: feed.loaded)
+            client = app.test_client()
+            contexts = [client.websocket("/ws") for _ in range(50)]
+            sockets = [await c.__aenter__() for c in contexts]
+            for ws in sockets:
+                await ws.receive_json()
+            before = await db_queries(client)
+            await asyncio.to_thread(pg_conn.execute, "INSERT INTO votes (id, vote) VALUES ('x', 'b')")
+            updates = await asyncio.gather(*(asyncio.wait_for(ws.receive_json(), 5) for ws in sockets))
+            assert all(u["total"] == 1 for u in updates)
+            assert await db_queries(client) - before == 1
+            for c in contexts:
+                await c.__aexit__(None, None, None)
+
+    asyncio.run(scenario())
+
+
+def test_a_database_outage_keeps_the_last_tallies_and_recovers(own_postgres):
+    import psycopg
+
+    app = create_app(settings_for(own_postgres.env))
+    feed = app.extensions["tally_feed"]
+
+    async def scenario() -> None:
+        async with app.test_app():
+            await until(lambda: feed.loaded)
+            with psycopg.connect(own_postgres.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO votes (id, vote) VALUES ('v1', 'a')")
+            await until(lambda: feed.current["total"] == 1)
+            client = app.test_client()
+            await asyncio.to_thread(own_postgres.stop)
+            await until(lambda: not feed.connected)
+            data = await (await client.get("/api/results")).get_json()
+            assert (data["total"], data["stale"]) == (1, True)
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.to_thread(own_postgres.start)
+            with psycopg.connect(own_postgres.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO votes (id, vote) VALUES ('v2', 'b')")
+            await until(lambda: feed.connected and feed.current["total"] == 2, timeout=20)
+            assert (await client.get("/readyz")).status_code == 200
+
+    asyncio.run(scenario())
+
+
+def test_before_the_first_read_the_api_says_it_has_nothing_yet(free_settings):
+    app = create_app(free_settings)
+
+    async def scenario() -> None:
+        response = await app.test_client().get("/api/results")
+        assert response.status_code == 503
+        assert (await response.get_json())["loaded"] is False
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def free_settings():
+    from devstack.servers import free_port
+
+    return settings_for({"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port()),
+                         "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d"})

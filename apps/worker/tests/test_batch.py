@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from voting_contract.wire import Vote
+from worker.batch import plan_batch
+
+
+def msg(voter: str, vote: str, seq: int | None = None) -> bytes:
+    return Vote(voter, vote, seq).to_json().encode()
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([], {}),
+        ([msg("x", "a")], {"x": "a"}),
+        # Queue order decides for messages without numbers (the classic vote service).
+        ([msg("x", "a"), msg("x", "b")], {"x": "b"}),
+        ([msg("x", "a"), msg("y", "b"), msg("x", "b"), msg("x", "a")], {"x": "a", "y": "b"}),
+        # Numbers decide when both have them, whatever the queue order (a reclaimed batch).
+        ([msg("x", "b", 9), msg("x", "a", 5)], {"x": "b"}),
+        ([msg("x", "a", 5), msg("x", "b", 9)], {"x": "b"}),
+        # A classic message after a numbered one is the newer choice.
+        ([msg("x", "a", 5), msg("x", "b")], {"x": "b"}),
+    ],
+)
+def test_each_voter_keeps_only_their_latest_vote(messages, expected):
+    plan = plan_batch(messages)
+    assert {v.voter_id: v.vote for v in plan.votes} == expected
+    assert len(plan.votes) == len(expected)
+    assert plan.dead == []
+
+
+def test_bad_messages_are_set_aside_with_their_reason_and_the_rest_goes_on():
+    plan = plan_batch([b"garbage", msg("x", "a"), b'{"voter_id":"y","vote":"z"}', msg("y", "b")])
+    assert [(d.raw, d.reason) for d in plan.dead] == [
+        (b"garbage", "not-json"),
+        (b'{"voter_id":"y","vote":"z"}', "unknown-vote"),
+    ]
+    assert {v.voter_id: v.vote for v in plan.votes} == {"x": "a", "y": "b"}
+    assert plan.valid == 2
+
+
+def test_rows_are_column_arrays_for_one_statement():
+    plan = plan_batch([msg("x", "a", 1), msg("y", "b")])
+    assert plan.rows == (["x", "y"], ["a", "b"], [1, None])
+
+
+def test_a_dead_letter_keeps_the_whole_message_even_when_it_is_not_text():
+    (dead,) = plan_batch([b"\xff\x00oops"]).dead
+    entry = json.loads(dead.to_json("w1", 12.5))
+    assert entry == {"reason": "not-json", "message": "\\xff\x00oops", "worker": "w1", "at": 12.5}
