@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
+# prometheus_client decides at import whether values live in files shared across processes,
+# so nothing here imports it before prepare_multiprocess_dir() has set the folder.
 
 
 def exposition() -> tuple[bytes, str]:
     """The metrics page body and content type, summed over processes in multiprocess mode."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

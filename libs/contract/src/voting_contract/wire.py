@@ -90,10 +90,10 @@ def decode(raw: bytes | str) -> Vote:
 
 
 def enqueue_script(client):
-    """Register ENQUEUE_SCRIPT on a redis-py client; call it as script(vote)."""
+    """Register ENQUEUE_SCRIPT on a redis-py client; call it as push(vote) or push(vote, client=pipeline)."""
     script = client.register_script(ENQUEUE_SCRIPT)
 
-    def push(vote: Vote) -> int:
-        return int(script(keys=[QUEUE, SEQ_COUNTER], args=[vote.to_json()]))
+    def push(vote: Vote, client=None):
+        return script(keys=[QUEUE, SEQ_COUNTER], args=[vote.to_json()], client=client)
 
     return push

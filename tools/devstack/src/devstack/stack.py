@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -92,7 +93,8 @@ class Service:
 def vote(redis_env: Mapping[str, str], *, port: int = 0, workers: int = 2, extra: Mapping[str, str] = {},
          log_path: Path | None = None) -> Service:
     port = port or free_port()
-    env = {**redis_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), **extra}
+    env = {**redis_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="vote-metrics-"), **extra}
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:vote.gunicorn_conf", "vote.app:create_app()"]
     return Service("vote", argv, env, port, log_path)
 
@@ -107,7 +109,8 @@ def worker(redis_env: Mapping[str, str], pg_env: Mapping[str, str], *, metrics_p
 def result(pg_env: Mapping[str, str], *, port: int = 0, extra: Mapping[str, str] = {},
            log_path: Path | None = None) -> Service:
     port = port or free_port()
-    env = {**pg_env, "HOST": "127.0.0.1", "PORT": str(port), **extra}
+    env = {**pg_env, "HOST": "127.0.0.1", "PORT": str(port),
+           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="result-metrics-"), **extra}
     argv = [sys.executable, "-m", "hypercorn", "--config", "python:result.hypercorn_conf", "result.app:create_app()"]
     return Service("result", argv, env, port, log_path)
 

@@ -1,0 +1,87 @@
+"""The whole flow across real processes: vote → Redis → worker → PostgreSQL → result."""
+
+import asyncio
+import json
+import re
+
+import httpx
+import pytest
+import websockets
+
+from devstack import stack
+
+
+@pytest.fixture
+def app_stack(redis_server, postgres_server, redis_client, pg_conn, launch):
+    redis_env = stack.redis_env(redis_server.port)
+    vote = launch(stack.vote(redis_env, extra={"OPTION_A": "Tabs", "OPTION_B": "Spaces"}))
+    worker = launch(stack.worker(redis_env, postgres_server.env))
+    result = launch(stack.result(postgres_server.env, extra={"OPTION_A": "Tabs", "OPTION_B": "Spaces"}))
+    return vote, worker, result
+
+
+async def next_total(ws, total: int, timeout: float = 15.0) -> dict:
+    """The first pushed tallies whose total is `total`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            snapshot = json.loads(await ws.recv())
+            if snapshot["total"] == total:
+                return snapshot
+
+
+def test_votes_reach_the_live_results(app_stack, pg_conn):
+    vote, _, result = app_stack
+
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as ws:
+            first = json.loads(await ws.recv())
+            assert (first["total"], first["total_text"]) == (0, "No votes yet")
+            assert [o["label"] for o in first["options"]] == ["Tabs", "Spaces"]
+            voters = [httpx.Client(base_url=vote.url) for _ in range(3)]
+            for client, choice in zip(voters, "aab"):
+                assert client.post("/", data={"vote": choice}).status_code == 200
+            snapshot = await next_total(ws, 3)
+            assert [o["votes"] for o in snapshot["options"]] == [2, 1]
+            # One voter changes their mind: still three votes, one moved.
+            assert voters[0].post("/", data={"vote": "b"}).status_code == 200
+            snapshot = await next_total_with(ws, lambda s: [o["votes"] for o in s["options"]] == [1, 2])
+            assert snapshot["total_text"] == "3 votes"
+            for client in voters:
+                client.close()
+
+    asyncio.run(scenario())
+    assert httpx.get(f"{result.url}/api/results").json()["total"] == 3
+    assert pg_conn.execute("SELECT count(*) FROM votes").fetchone()[0] == 3
+
+
+async def next_total_with(ws, predicate, timeout: float = 15.0) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            snapshot = json.loads(await ws.recv())
+            if predicate(snapshot):
+                return snapshot
+
+
+def test_each_service_exposes_probes_and_metrics(app_stack):
+    vote, worker, result = app_stack
+    httpx.post(vote.url + "/", data={"vote": "a"})
+    for service in app_stack:
+        assert httpx.get(service.url + "/healthz").status_code == 200
+        assert httpx.get(service.url + "/readyz").status_code == 200
+    assert re.search(r'^vote_votes_cast_total\{option="a"\} 1\.0$', httpx.get(vote.url + "/metrics").text, re.M)
+    worker_metrics = httpx.get(worker.url + "/metrics").text
+    for name in ("worker_votes_processed_total", "worker_queue_depth", "worker_batch_size_bucket",
+                 "worker_vote_lag_seconds_bucket", "worker_votes_dead_lettered_total"):
+        assert name in worker_metrics, name
+    assert "result_websocket_viewers" in httpx.get(result.url + "/metrics").text
+
+
+def test_vote_metrics_add_up_across_gunicorn_workers(redis_server, redis_client, launch):
+    vote = launch(stack.vote(stack.redis_env(redis_server.port), workers=3))
+    with httpx.Client(base_url=vote.url) as client:
+        for _ in range(30):
+            assert client.post("/", data={"vote": "b"}).status_code == 200
+        # Each scrape may land on any worker; each must report the sum over all of them.
+        for _ in range(5):
+            text = client.get("/metrics").text
+            assert re.search(r'^vote_votes_cast_total\{option="b"\} 30\.0$', text, re.M), text[:2000]

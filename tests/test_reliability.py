@@ -1,0 +1,154 @@
+"""Faults across real processes: nothing acknowledged is lost, nothing is counted twice."""
+
+import random
+import threading
+import time
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from devstack import stack
+from devstack.load import VoteStream, compare, queue_votes, wait_drained
+from voting_contract.wire import QUEUE, Vote, enqueue_script
+from worker.queue import PROCESSING_PREFIX
+
+
+def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng: random.Random) -> threading.Thread:
+    """Keeps votes flowing straight into Redis (3,000 voters, many re-votes) until stopped."""
+
+    push = enqueue_script(client)
+
+    def run() -> None:
+        while not stop.is_set():
+            for _ in range(100):
+                voter, choice = f"p{rng.randrange(3000)}", rng.choice("ab")
+                push(Vote(voter, choice))
+                truth[voter] = choice
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("same_pod", [True, False], ids=["restarted-in-place", "replaced-by-a-new-pod"])
+def test_a_worker_killed_at_random_instants_loses_nothing(redis_server, postgres_server, redis_client, pg_conn,
+                                                          launch, same_pod):
+    rng = random.Random(7)
+    # A backlog keeps the worker busy, so the kills land mid-batch rather than while it waits.
+    truth = queue_votes(redis_client, 3000, 60_000, rng, prefix="p")
+    stop = threading.Event()
+    producer = steady_producer(redis_client, truth, stop, rng)
+    redis_env = stack.redis_env(redis_server.port)
+    mid_batch = 0
+    for life in range(6):
+        worker_id = "worker-0" if same_pod else f"worker-{life}"
+        extra = {"WORKER_ID": worker_id, "WORKER_BATCH_SIZE": "100", "WORKER_HEARTBEAT_SECONDS": "1"}
+        w = launch(stack.worker(redis_env, postgres_server.env, extra=extra))
+        time.sleep(rng.uniform(0.05, 0.5))
+        w.kill()  # SIGKILL, wherever it is
+        mid_batch += redis_client.llen(PROCESSING_PREFIX + worker_id) > 0
+    stop.set()
+    producer.join()
+    launch(stack.worker(redis_env, postgres_server.env, extra={"WORKER_HEARTBEAT_SECONDS": "1"}))
+    wait_drained(redis_client, 60)
+    result = compare(pg_conn, truth)
+    assert mid_batch >= 3, f"only {mid_batch} of 6 kills caught a batch in hand"
+    assert result.expected == 3000
+    assert result.ok, str(result)
+
+
+def test_two_workers_share_the_queue_and_one_dying_loses_nothing(redis_server, postgres_server, redis_client,
+                                                                 pg_conn, launch):
+    rng = random.Random(11)
+    truth: dict[str, str] = {}
+    stop = threading.Event()
+    producer = steady_producer(redis_client, truth, stop, rng)
+    redis_env = stack.redis_env(redis_server.port)
+    extra = {"WORKER_BATCH_SIZE": "50", "WORKER_HEARTBEAT_SECONDS": "1"}
+    first = launch(stack.worker(redis_env, postgres_server.env, extra={**extra, "WORKER_ID": "a"}))
+    second = launch(stack.worker(redis_env, postgres_server.env, extra={**extra, "WORKER_ID": "b"}))
+    time.sleep(1.0)
+    first.kill()
+    time.sleep(1.0)
+    stop.set()
+    producer.join()
+    wait_drained(redis_client, 60)
+    assert second.running()
+    result = compare(pg_conn, truth)
+    assert result.ok, str(result)
+    processed = httpx.get(second.url + "/metrics").text
+    assert "worker_votes_reclaimed_total" in processed
+
+
+def test_redis_outage_refuses_votes_clearly_then_recovers(own_redis, postgres_server, pg_conn, launch):
+    redis_env = stack.redis_env(own_redis.port)
+    vote = launch(stack.vote(redis_env))
+    worker = launch(stack.worker(redis_env, postgres_server.env, extra={"WORKER_HEARTBEAT_SECONDS": "2"}))
+    voter = httpx.Client(base_url=vote.url)
+    assert voter.post("/", data={"vote": "a"}).status_code == 200
+    client = redis.Redis.from_url(own_redis.url)
+    wait_drained(client, 20)
+    own_redis.stop()
+    refused = voter.post("/", data={"vote": "b"})
+    assert refused.status_code == 503 and "not recorded" in refused.text
+    assert httpx.get(vote.url + "/readyz").status_code == 503
+    assert httpx.get(vote.url + "/healthz").status_code == 200
+    time.sleep(1.0)
+    assert worker.running() and httpx.get(worker.url + "/healthz").status_code == 200
+    own_redis.start()
+    # The voter tries again: now it counts, and the refused vote never did.
+    assert voter.post("/", data={"vote": "b"}).status_code == 200
+    wait_drained(client, 30)
+    voter_id = voter.cookies["voter_id"]
+    assert dict(pg_conn.execute("SELECT id, vote FROM votes").fetchall()) == {voter_id: "b"}
+    voter.close()
+
+
+def test_postgres_outage_queues_votes_and_the_worker_drains_them_after(redis_server, redis_client, own_postgres,
+                                                                      launch):
+    redis_env = stack.redis_env(redis_server.port)
+    vote = launch(stack.vote(redis_env))
+    worker = launch(stack.worker(redis_env, own_postgres.env))
+    result = launch(stack.result(own_postgres.env))
+    stream = VoteStream(vote.url, voters=100, threads=3).start()
+    stream.wait_for(50)
+    own_postgres.stop()
+    acknowledged_before = stream.acknowledged
+    stream.wait_for(acknowledged_before + 100)  # the vote service keeps accepting
+    deadline = time.monotonic() + 10
+    while httpx.get(result.url + "/api/results").json()["stale"] is False:
+        assert time.monotonic() < deadline, "result never noticed the outage"
+        time.sleep(0.1)
+    assert httpx.get(worker.url + "/readyz").status_code == 503
+    assert redis_client.llen(QUEUE) + len(redis_client.keys("votes:processing:*")) > 0
+    own_postgres.start()
+    stream.stop()
+    wait_drained(redis_client, 60)
+    with psycopg.connect(own_postgres.dsn, autocommit=True) as conn:
+        outcome = compare(conn, stream.truth)
+    assert outcome.ok, str(outcome)
+    assert stream.failed == 0
+    deadline = time.monotonic() + 20
+    while True:
+        data = httpx.get(result.url + "/api/results").json()
+        if not data["stale"] and data["total"] == len(stream.truth):
+            break
+        assert time.monotonic() < deadline, f"result shows {data}, expected {len(stream.truth)} fresh"
+        time.sleep(0.1)
+
+
+def test_sigterm_lets_the_worker_finish_its_batch_and_exit_cleanly(redis_server, postgres_server, redis_client,
+                                                                    pg_conn, launch):
+    truth = queue_votes(redis_client, 20_000, 20_000, random.Random(3))
+    worker = launch(stack.worker(stack.redis_env(redis_server.port), postgres_server.env,
+                                 extra={"WORKER_BATCH_SIZE": "2000"}))
+    while redis_client.llen(QUEUE) == 20_000:
+        time.sleep(0.005)
+    assert worker.stop(timeout=10) == 0
+    # Whatever it took, it wrote: nothing is left in its hands.
+    assert redis_client.keys("votes:processing:*") == []
+    written = pg_conn.execute("SELECT count(*) FROM votes").fetchone()[0]
+    assert written + redis_client.llen(QUEUE) == len(truth)

@@ -1,0 +1,147 @@
+"""Vote traffic with a ground truth: what every voter last chose, as acknowledged.
+
+Shared by the reliability tests, the drills and the benchmarks, so all three compare
+PostgreSQL with the same truth the same way.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import psycopg
+import redis
+
+from voting_contract.wire import QUEUE, Vote, enqueue_script
+
+
+def queue_votes(client: redis.Redis, voters: int, votes: int, rng: random.Random, prefix: str = "v",
+                chunk: int = 2000) -> dict[str, str]:
+    """Push `votes` votes from `voters` voters into Redis, as the vote service numbers them.
+
+    Every voter votes once, the rest are changes of mind; returns each voter's last choice.
+    """
+    push = enqueue_script(client)
+    truth: dict[str, str] = {}
+    for start in range(0, votes, chunk):
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(votes, start + chunk)):
+                voter = f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}"
+                choice = rng.choice("ab")
+                push(Vote(voter, choice, ts=time.time()), client=pipe)
+                truth[voter] = choice
+            pipe.execute()
+    return truth
+
+
+def wait_drained(client: redis.Redis, timeout: float = 60.0) -> None:
+    """Until the queue and every worker's batch in hand are empty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.llen(QUEUE) == 0 and not client.keys("votes:processing:*"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"queue not drained after {timeout}s: {client.llen(QUEUE)} waiting")
+
+
+@dataclass
+class Comparison:
+    expected: int
+    lost: int
+    extra: int
+    wrong: int
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == self.extra == self.wrong == 0
+
+    def __str__(self) -> str:
+        return f"{self.expected} voters expected: {self.lost} lost, {self.extra} extra, {self.wrong} with an older vote"
+
+
+def compare(conn: psycopg.Connection, truth: dict[str, str]) -> Comparison:
+    rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
+    return Comparison(
+        expected=len(truth),
+        lost=sum(1 for v in truth if v not in rows),
+        extra=sum(1 for v in rows if v not in truth),
+        wrong=sum(1 for v, choice in truth.items() if v in rows and rows[v] != choice),
+    )
+
+
+@dataclass
+class VoteStream:
+    """Browsers voting through the vote service: many voters, some changing their minds.
+
+    Records, per voter, the last choice the service acknowledged with a 2xx; a refused vote
+    (503) is not expected to count. Runs in threads until stop().
+    """
+
+    url: str
+    voters: int = 200
+    threads: int = 4
+    change_rate: float = 0.3
+    seed: int = 1
+    truth: dict[str, str] = field(default_factory=dict)
+    acknowledged: int = 0
+    refused: int = 0
+    failed: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self, index: int) -> None:
+        rng = random.Random(self.seed * 1000 + index)
+        clients: dict[int, httpx.Client] = {}
+        mine = range(index, self.voters, self.threads)
+        try:
+            while not self._stop.is_set():
+                n = rng.choice(mine)
+                client = clients.get(n)
+                if client is None:
+                    client = clients[n] = httpx.Client(base_url=self.url, timeout=10)
+                voter_id = client.cookies.get("voter_id")
+                if voter_id in self.truth and rng.random() > self.change_rate:
+                    continue  # most people vote once
+                choice = rng.choice("ab")
+                try:
+                    response = client.post("/", data={"vote": choice})
+                except httpx.HTTPError:
+                    with self._lock:
+                        self.failed += 1
+                    time.sleep(0.01)
+                    continue
+                with self._lock:
+                    if 200 <= response.status_code < 300:
+                        self.acknowledged += 1
+                        self.truth[client.cookies["voter_id"]] = choice
+                    elif response.status_code == 503:
+                        self.refused += 1
+                    else:
+                        self.failed += 1
+        finally:
+            for client in clients.values():
+                client.close()
+
+    def start(self) -> VoteStream:
+        for i in range(self.threads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def stop(self) -> VoteStream:
+        self._stop.set()
+        for t in self._workers:
+            t.join(30)
+        return self
+
+    def wait_for(self, acknowledged: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acknowledged < acknowledged:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.acknowledged} of {acknowledged} votes acknowledged")
+            time.sleep(0.02)
