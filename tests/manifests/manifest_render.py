@@ -1,0 +1,50 @@
+"""Render base and overlays with the kubectl (and its kustomize) that uv.lock pins."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+OVERLAYS = ("dev", "prod")
+NAMESPACES = {"dev": "voting-app-dev", "prod": "voting-app-prod"}
+
+
+def venv_tool(name: str) -> str:
+    """A tool installed into this virtualenv (never a same-named program elsewhere on PATH)."""
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        found = shutil.which(name, path=folder)
+        if found:
+            return found
+    pytest.fail(f"{name} is not installed in this virtualenv: run `uv sync --frozen --all-groups`")
+
+
+@functools.cache
+def render(target: str) -> str:
+    """`kubectl kustomize` of base or an overlay, as YAML text."""
+    done = subprocess.run(
+        [venv_tool("kubectl"), "kustomize", str(REPO / target)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"kubectl kustomize {target} failed:\n{done.stderr}")
+    return done.stdout
+
+
+@functools.cache
+def _parsed(target: str) -> tuple[dict, ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(doc for doc in yaml.load_all(render(target), Loader=loader) if doc)
+
+
+def rendered_objects(target: str) -> list[dict]:
+    """The rendered objects of base or an overlay, as a fresh copy the caller may change."""
+    return copy.deepcopy(list(_parsed(target)))

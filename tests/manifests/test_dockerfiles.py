@@ -1,0 +1,88 @@
+"""The three service images: hadolint, pinned bases, lock-file installs, a fixed non-root UID."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from manifest_render import REPO, venv_tool
+
+SERVICES = ("vote", "worker", "result")
+PYTHON_BASE = "python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
+OCI_LABELS = ("org.opencontainers.image.source", "org.opencontainers.image.revision", "org.opencontainers.image.version")
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            result.append((word.upper(), rest.strip()))
+    return result
+
+
+@pytest.fixture(params=SERVICES)
+def service(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def dockerfile(service) -> list[tuple[str, str]]:
+    return instructions((REPO / "apps" / service / "Dockerfile").read_text())
+
+
+def test_hadolint(service):
+    done = subprocess.run(
+        [venv_tool("hadolint"), "--no-color", str(REPO / "apps" / service / "Dockerfile")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_can_fail(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    done = subprocess.run([venv_tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "DL3007" in done.stdout
+
+
+def test_multi_stage_on_the_pinned_base(dockerfile):
+    bases = [args.split()[0] for word, args in dockerfile if word == "FROM"]
+    assert len(bases) >= 2, "not a multi-stage build"
+    assert all(base == PYTHON_BASE for base in bases), bases
+
+
+def test_installs_from_the_lock_file(dockerfile, service):
+    runs = [args for word, args in dockerfile if word == "RUN" and "uv sync" in args]
+    assert runs and all("--frozen" in r and "--no-dev" in r and f"--package {service}" in r for r in runs)
+    assert re.search(r"uv==\d+\.\d+\.\d+", " ".join(a for w, a in dockerfile if w == "RUN")), "uv is not pinned"
+
+
+def test_runs_as_the_uid_the_manifests_expect(dockerfile, service):
+    final = dockerfile[max(i for i, (w, _) in enumerate(dockerfile) if w == "FROM"):]
+    users = [args for word, args in final if word == "USER"]
+    assert users, "the final stage sets no USER"
+    uid = int(users[-1].split(":")[0])
+    assert uid >= 10000
+    deployment = yaml.safe_load((REPO / "base" / service / "deployment.yaml").read_text())
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
+
+
+def test_oci_labels(dockerfile):
+    labels = " ".join(args for word, args in dockerfile if word == "LABEL")
+    for label in OCI_LABELS:
+        assert f"{label}=" in labels, f"no {label}"
+
+
+def test_dockerignore_sends_only_what_the_image_needs(service):
+    ignore = (REPO / "apps" / service / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "*" in ignore, "start from an empty context and re-include"
+    assert f"!apps/{service}/src" in ignore
+    others = [s for s in SERVICES if s != service]
+    assert not any(line == f"!apps/{other}/src" for other in others for line in ignore)

@@ -1,0 +1,159 @@
+"""What each environment promises: replicas, storage, persistence, ingress, autoscaling, images."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import yaml
+
+import manifest_checks as mc
+from manifest_render import REPO, rendered_objects
+
+
+def workload(objects, name):
+    return next(o for o in objects if o["kind"] in mc.WORKLOAD_KINDS and o["metadata"]["name"] == name)
+
+
+def storage(claim_spec) -> float:
+    return mc.mebibytes(claim_spec["resources"]["requests"]["storage"])
+
+
+def db_storage(objects) -> float:
+    return storage(workload(objects, "db")["spec"]["volumeClaimTemplates"][0]["spec"])
+
+
+def redis_args(objects) -> list[str]:
+    return workload(objects, "redis")["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def redis_data_volume(objects) -> dict:
+    return next(v for v in workload(objects, "redis")["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+
+
+# --- dev -----------------------------------------------------------------------------------------
+
+def test_dev_runs_one_replica_of_everything(dev_objects):
+    replicas = {o["metadata"]["name"]: o["spec"].get("replicas", 1) for o in dev_objects if o["kind"] in mc.WORKLOAD_KINDS}
+    assert replicas == {"vote": 1, "result": 1, "worker": 1, "redis": 1, "db": 1}
+
+
+def test_dev_db_volume_is_500mi(dev_objects):
+    assert db_storage(dev_objects) == 500
+
+
+def test_dev_redis_is_ephemeral(dev_objects):
+    args = redis_args(dev_objects)
+    assert args[args.index("--appendonly") + 1] == "no"
+    assert "emptyDir" in redis_data_volume(dev_objects)
+
+
+def test_dev_services_can_be_port_forwarded(dev_objects):
+    services = {o["metadata"]["name"]: o for o in dev_objects if o["kind"] == "Service"}
+    assert set(services) == {"vote", "result", "redis", "db"}
+    assert all(p.get("name") for s in services.values() for p in s["spec"]["ports"])
+
+
+def test_dev_has_no_prod_only_objects(dev_objects):
+    kinds = {o["kind"] for o in dev_objects}
+    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "ScaledObject", "ExternalSecret", "CronJob"}
+
+
+# --- prod ----------------------------------------------------------------------------------------
+
+def test_prod_replicas_pdbs_and_hpas(prod_objects):
+    for name, replicas in (("vote", 3), ("result", 2)):
+        deploy = workload(prod_objects, name)
+        assert deploy["spec"]["replicas"] == replicas
+        assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        pdb = mc.find(prod_objects, "PodDisruptionBudget", name)
+        assert pdb is not None, f"no PodDisruptionBudget for {name}"
+        assert mc.labels_match(pdb["spec"]["selector"], deploy["spec"]["template"]["metadata"]["labels"])
+        hpa = mc.find(prod_objects, "HorizontalPodAutoscaler", name)
+        assert hpa is not None, f"no HPA for {name}"
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert hpa["spec"]["minReplicas"] == replicas < hpa["spec"]["maxReplicas"]
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+
+
+def test_prod_spreads_frontends_across_nodes_and_zones(prod_objects):
+    for name in ("vote", "result"):
+        spread = workload(prod_objects, name)["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        assert all(c["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": name} for c in spread)
+
+
+def test_prod_volumes_are_larger_than_dev(prod_objects, dev_objects):
+    assert db_storage(prod_objects) > db_storage(dev_objects)
+    claims = {o["metadata"]["name"]: o for o in prod_objects if o["kind"] == "PersistentVolumeClaim"}
+    assert set(claims) == {"redis-data", "db-backup"}
+    assert storage(claims["db-backup"]["spec"]) >= 2 * db_storage(prod_objects)
+
+
+def test_prod_redis_persists_every_acknowledged_write(prod_objects):
+    args = redis_args(prod_objects)
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "always"
+    assert redis_data_volume(prod_objects) == {"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}}
+    assert workload(prod_objects, "redis")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_prod_ingress_has_tls_and_websocket_timeouts(prod_objects):
+    ingresses = {o["metadata"]["name"]: o for o in prod_objects if o["kind"] == "Ingress"}
+    assert set(ingresses) == {"vote", "result"}
+    for name, ing in ingresses.items():
+        notes = ing["metadata"]["annotations"]
+        assert notes.get("cert-manager.io/cluster-issuer"), f"{name}: no cert-manager issuer"
+        assert ing["spec"]["ingressClassName"] == "nginx"
+        hosts = {r["host"] for r in ing["spec"]["rules"]}
+        tls_hosts = {h for t in ing["spec"]["tls"] for h in t["hosts"]}
+        assert hosts <= tls_hosts and all(t.get("secretName") for t in ing["spec"]["tls"])
+    result = ingresses["result"]["metadata"]["annotations"]
+    for key in ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout"):
+        assert int(result[key]) >= 3600, f"{key} too short for long-lived websockets"
+
+
+def test_prod_backup_runs_nightly_with_the_custom_format(prod_objects):
+    cron = mc.find(prod_objects, "CronJob", "db-backup")
+    minute, hour, day, month, weekday = cron["spec"]["schedule"].split()
+    assert (day, month, weekday) == ("*", "*", "*") and hour.isdigit()
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    script = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert "pg_dump --format=custom" in script
+    restore = mc.find(prod_objects, "CronJob", "db-restore")
+    assert restore["spec"]["suspend"] is True
+
+
+# --- both ----------------------------------------------------------------------------------------
+
+def kustomization(overlay: str) -> dict:
+    return yaml.safe_load((REPO / "overlays" / overlay / "kustomization.yaml").read_text())
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlay_sets_our_images_by_digest(overlay):
+    images = {i["name"]: i for i in kustomization(overlay).get("images", [])}
+    assert set(images) == {"vote", "worker", "result"}
+    for name, image in images.items():
+        assert image["newName"] == f"ghcr.io/voting-app/{name}"
+        assert mc.DIGEST_RE.match(f"{image['newName']}@{image['digest']}"), image
+        assert "newTag" not in image
+        if image["digest"] == mc.PLACEHOLDER_DIGEST:
+            warnings.warn(f"overlays/{overlay}: {name} still has the unreleased placeholder digest", stacklevel=1)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlay_repeats_no_base_manifest(overlay):
+    base = {(o["kind"], o["metadata"]["name"]) for o in rendered_objects("base")}
+    folder = REPO / "overlays" / overlay
+    spec = kustomization(overlay)
+    assert spec.get("resources", [])[0] == "../../base"
+    for resource in spec["resources"][1:]:
+        assert (folder / resource).is_file(), f"{resource}: overlays add plain files, not other trees"
+        for doc in yaml.safe_load_all((folder / resource).read_text()):
+            assert (doc["kind"], doc["metadata"]["name"]) not in base, f"{resource} repeats base {doc['kind']}"
+    for patch in spec.get("patches", []):
+        assert patch["path"].startswith("patch-"), f"patch {patch['path']} is not named patch-<what it changes>"
+    listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])), "kustomization.yaml"}
+    stray = {p.name for p in folder.glob("*.yaml")} - listed
+    assert not stray, f"YAML files nobody renders: {stray}"

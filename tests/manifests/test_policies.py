@@ -1,0 +1,172 @@
+"""Policy tests over the rendered overlays; each check is also shown failing on a broken copy."""
+
+from __future__ import annotations
+
+import pytest
+
+import manifest_checks as mc
+
+CHECKS = {
+    "images pinned by digest": lambda objs, ns: mc.image_problems(objs),
+    "limits, probes, restricted security context": lambda objs, ns: mc.pod_problems(objs),
+    "every PVC bound to a workload": lambda objs, ns: mc.pvc_problems(objs),
+    "labels and namespace": mc.label_problems,
+    "selectors match pod labels": lambda objs, ns: mc.selector_problems(objs),
+    "Service target ports exist on the pods": lambda objs, ns: mc.service_port_problems(objs),
+    "Ingress backends exist": lambda objs, ns: mc.ingress_problems(objs),
+    "Argo CD sync waves": lambda objs, ns: mc.sync_wave_problems(objs),
+}
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_rendered_overlay_passes(check, objects, namespace):
+    assert CHECKS[check](objects, namespace) == []
+
+
+def test_no_clear_text_secret_in_prod(prod_objects):
+    assert mc.secret_problems(prod_objects, allow_dev_only=False) == []
+
+
+def test_dev_secret_is_marked_dev_only(dev_objects):
+    secrets = [o for o in dev_objects if o["kind"] == "Secret"]
+    assert [s["metadata"]["name"] for s in secrets] == ["db"]
+    assert mc.secret_problems(dev_objects, allow_dev_only=True) == []
+
+
+def _workload(objs, name):
+    return next(o for o in objs if o["kind"] in mc.WORKLOAD_KINDS and o["metadata"]["name"] == name)
+
+
+def _container(objs, name):
+    return _workload(objs, name)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _drop_limits(objs):
+    del _container(objs, "vote")["resources"]["limits"]
+
+
+def _drop_readiness(objs):
+    del _container(objs, "worker")["readinessProbe"]
+
+
+def _liveness_checks_dependencies(objs):
+    _container(objs, "result")["livenessProbe"]["httpGet"]["path"] = "/readyz"
+
+
+def _allow_escalation(objs):
+    _container(objs, "redis")["securityContext"]["allowPrivilegeEscalation"] = True
+
+
+def _writable_root(objs):
+    _container(objs, "db")["securityContext"]["readOnlyRootFilesystem"] = False
+
+
+def _keep_capabilities(objs):
+    del _container(objs, "vote")["securityContext"]["capabilities"]
+
+
+def _no_seccomp(objs):
+    del _workload(objs, "worker")["spec"]["template"]["spec"]["securityContext"]["seccompProfile"]
+
+
+def _root_uid(objs):
+    _workload(objs, "result")["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0
+
+
+def _low_uid_for_our_image(objs):
+    _workload(objs, "vote")["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 1000
+
+
+def _automount_token(objs):
+    _workload(objs, "worker")["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
+
+
+def _short_grace(objs):
+    _workload(objs, "vote")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
+
+
+def _unnamed_port(objs):
+    del _container(objs, "worker")["ports"][0]["name"]
+
+
+def _tag_instead_of_digest(objs):
+    _container(objs, "redis")["image"] = "redis:7.4-alpine"
+
+
+def _orphan_pvc(objs):
+    objs.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "lost", "namespace": "x"}, "spec": {}})
+
+
+def _small_requests(objs):
+    _container(objs, "db")["resources"]["requests"]["memory"] = "32Mi"
+
+
+def _missing_label(objs):
+    del _workload(objs, "db")["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"]
+
+
+def _selector_mismatch(objs):
+    _workload(objs, "vote")["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "votes"
+
+
+def _service_selects_nothing(objs):
+    next(o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == "redis")["spec"]["selector"] = {
+        "app.kubernetes.io/name": "valkey"}
+
+
+def _wrong_target_port(objs):
+    svc = next(o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == "db")
+    svc["spec"]["ports"][0]["targetPort"] = "pg"
+
+
+def _apps_before_db(objs):
+    _workload(objs, "worker")["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "-5"
+
+
+def _host_path(objs):
+    spec = _workload(objs, "redis")["spec"]["template"]["spec"]
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/var"}})
+
+
+BREAKAGES = [
+    (_drop_limits, "limits, probes, restricted security context", "no limits.cpu"),
+    (_drop_readiness, "limits, probes, restricted security context", "no readinessProbe"),
+    (_liveness_checks_dependencies, "limits, probes, restricted security context", "checks readiness"),
+    (_allow_escalation, "limits, probes, restricted security context", "allowPrivilegeEscalation"),
+    (_writable_root, "limits, probes, restricted security context", "readOnlyRootFilesystem"),
+    (_keep_capabilities, "limits, probes, restricted security context", "drop ALL"),
+    (_no_seccomp, "limits, probes, restricted security context", "seccompProfile"),
+    (_root_uid, "limits, probes, restricted security context", "UID 0"),
+    (_low_uid_for_our_image, "limits, probes, restricted security context", "fixed UID"),
+    (_automount_token, "limits, probes, restricted security context", "automountServiceAccountToken"),
+    (_short_grace, "limits, probes, restricted security context", "terminationGracePeriodSeconds"),
+    (_unnamed_port, "limits, probes, restricted security context", "has no name"),
+    (_small_requests, "limits, probes, restricted security context", "below the seed"),
+    (_host_path, "limits, probes, restricted security context", "not allowed by 'restricted'"),
+    (_tag_instead_of_digest, "images pinned by digest", "not pinned by digest"),
+    (_orphan_pvc, "every PVC bound to a workload", "PersistentVolumeClaim/lost"),
+    (_missing_label, "labels and namespace", "app.kubernetes.io/instance"),
+    (_selector_mismatch, "selectors match pod labels", "does not match its pod template"),
+    (_service_selects_nothing, "selectors match pod labels", "matches no pod template"),
+    (_wrong_target_port, "Service target ports exist on the pods", "targetPort 'pg'"),
+    (_apps_before_db, "Argo CD sync waves", "is not before Deployment/worker"),
+]
+
+
+@pytest.mark.parametrize(("breakage", "check", "expected"), BREAKAGES, ids=[b[0].__name__.strip("_") for b in BREAKAGES])
+def test_check_catches_breakage(breakage, check, expected, prod_objects):
+    breakage(prod_objects)
+    problems = CHECKS[check](prod_objects, "voting-app-prod")
+    assert any(expected in p for p in problems), problems
+
+
+def test_clear_text_secret_in_prod_is_caught(prod_objects, dev_objects):
+    prod_objects.append(next(o for o in dev_objects if o["kind"] == "Secret"))
+    assert mc.secret_problems(prod_objects, allow_dev_only=False)
+
+
+def test_unmarked_dev_secret_is_caught(dev_objects):
+    secret = next(o for o in dev_objects if o["kind"] == "Secret")
+    del secret["metadata"]["annotations"]["voting-app/dev-only-credentials"]
+    assert mc.secret_problems(dev_objects, allow_dev_only=True)
