@@ -11,7 +11,7 @@ def test_defaults():
 
 @pytest.mark.parametrize(
     ("env", "name"),
-    [({"PORT": "http"}, "PORT"), ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"), ({"REDIS_PORT": "1e3"}, "REDIS_PORT")],
+    [({"PORT": "http"}, "PORT"), ({"HTTP_WORKERS": "0"}, "HTTP_WORKERS"), ({"REDIS_PORT": "1e3"}, "REDIS_PORT")],
 )
 def test_bad_settings_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):

@@ -93,7 +93,7 @@ class Service:
 def vote(redis_env: Mapping[str, str], *, port: int = 0, workers: int = 2, extra: Mapping[str, str] = {},
          log_path: Path | None = None) -> Service:
     port = port or free_port()
-    env = {**redis_env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+    env = {**redis_env, "HOST": "127.0.0.1", "PORT": str(port), "HTTP_WORKERS": str(workers),
            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="vote-metrics-"), **extra}
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:vote.gunicorn_conf", "vote.app:create_app()"]
     return Service("vote", argv, env, port, log_path)
