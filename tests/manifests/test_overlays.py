@@ -157,3 +157,27 @@ def test_overlay_repeats_no_base_manifest(overlay):
     listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])), "kustomization.yaml"}
     stray = {p.name for p in folder.glob("*.yaml")} - listed
     assert not stray, f"YAML files nobody renders: {stray}"
+
+
+def service_env(objects, name) -> set[str]:
+    """Every variable a service's pods get: env entries and the keys of ConfigMaps and Secrets they load."""
+    spec = workload(objects, name)["spec"]["template"]["spec"]
+    names = set()
+    for c in spec["containers"]:
+        names |= {e["name"] for e in c.get("env", [])}
+        for source in c.get("envFrom", []):
+            if "configMapRef" in source:
+                names |= set(mc.find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+            if "secretRef" in source:
+                names |= {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+    return names
+
+
+@pytest.mark.parametrize("name", ["vote", "worker", "result"])
+def test_every_variable_we_set_is_one_the_service_reads(objects, name):
+    sources = "".join(
+        p.read_text() for folder in (REPO / "apps" / name / "src", REPO / "libs" / "contract" / "src")
+        for p in folder.rglob("*.py")
+    )
+    unread = sorted(var for var in service_env(objects, name) if f'"{var}"' not in sources)
+    assert unread == [], f"{name} never reads {unread}"
