@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import tomllib
 
 import pytest
 import yaml
@@ -86,3 +88,30 @@ def test_dockerignore_sends_only_what_the_image_needs(service):
     assert f"!apps/{service}/src" in ignore
     others = [s for s in SERVICES if s != service]
     assert not any(line == f"!apps/{other}/src" for other in others for line in ignore)
+
+
+def test_copies_every_workspace_member_manifest(dockerfile, service):
+    """`uv sync --frozen` needs the pyproject.toml of every workspace member, not only ours."""
+    members = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    copied = {args.split()[0] for word, args in dockerfile if word == "COPY" and not args.startswith("--from")}
+    ignore = (REPO / "apps" / service / "Dockerfile.dockerignore").read_text().splitlines()
+    for member in members:
+        assert f"{member}/pyproject.toml" in copied, f"{member}/pyproject.toml is not copied"
+        assert f"!{member}/pyproject.toml" in ignore, f"{member}/pyproject.toml is excluded from the context"
+        assert (REPO / member / "pyproject.toml").exists()
+
+
+def test_command_and_port_match_the_service(dockerfile, service):
+    cmd = json.loads(next(args for word, args in reversed(dockerfile) if word == "CMD"))
+    if service == "worker":
+        scripts = tomllib.loads((REPO / "apps/worker/pyproject.toml").read_text())["project"]["scripts"]
+        assert cmd[0] in scripts
+    else:
+        config = next(a for a in cmd if a.startswith("python:")).removeprefix("python:")
+        app_module = cmd[-1].split(":")[0]
+        for module in (config, app_module):
+            assert (REPO / "apps" / service / "src" / (module.replace(".", "/") + ".py")).exists(), module
+    exposed = {int(args.split("/")[0]) for word, args in dockerfile if word == "EXPOSE"}
+    deployment = yaml.safe_load((REPO / "base" / service / "deployment.yaml").read_text())
+    ports = {p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+    assert exposed == ports
