@@ -1,0 +1,51 @@
+locals {
+  # The one place a fork edits: argocd/source.yaml. The root Application and, through
+  # Kustomize replacements, every child Application and the AppProject read it.
+  source = yamldecode(file("${path.module}/../argocd/source.yaml")).data
+
+  root_application = {
+    name           = "voting-app-root"
+    repoURL        = local.source.repoURL
+    targetRevision = local.source.targetRevision
+    path           = "argocd"
+  }
+}
+
+resource "helm_release" "argocd" {
+  name             = "argocd"
+  repository       = "https://argoproj.github.io/argo-helm"
+  chart            = "argo-cd"
+  version          = var.argocd_chart_version
+  namespace        = var.argocd_namespace
+  create_namespace = true
+  wait             = true
+  timeout          = 600
+  values           = [file("${path.module}/values/argocd.yaml")]
+}
+
+# A local chart so the Application is created only after Argo CD's CRDs exist: a
+# kubernetes_manifest would need the Application CRD at plan time, before the first apply.
+resource "helm_release" "root" {
+  name      = "voting-app-root"
+  chart     = "${path.module}/charts/root-app"
+  namespace = var.argocd_namespace
+  values    = [yamlencode(local.root_application)]
+
+  depends_on = [helm_release.argocd]
+}
+
+resource "kubernetes_storage_class_v1" "local_storage" {
+  count = var.create_storage_class ? 1 : 0
+
+  metadata {
+    name = "local-storage"
+    labels = {
+      "app.kubernetes.io/part-of" = "voting-app"
+    }
+  }
+
+  storage_provisioner    = var.storage_provisioner
+  reclaim_policy         = "Delete"
+  volume_binding_mode    = "WaitForFirstConsumer"
+  allow_volume_expansion = false
+}

@@ -1,0 +1,150 @@
+"""The Argo CD manifests: one source of truth for the repository, a tight project, sane sync policies."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "prod")
+
+IN_CLUSTER = "https://kubernetes.default.svc"
+
+
+def group_kind(obj: dict) -> tuple[str, str]:
+    api = obj["apiVersion"]
+    return (api.split("/")[0] if "/" in api else "", obj["kind"])
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def source() -> dict:
+    return yaml.safe_load((ROOT / "argocd" / "source.yaml").read_text())["data"]
+
+
+@pytest.fixture(scope="module")
+def project(argocd_objects) -> dict:
+    (proj,) = by_kind(argocd_objects, "AppProject")
+    return proj
+
+
+@pytest.fixture(scope="module")
+def applications(argocd_objects) -> dict[str, dict]:
+    apps = by_kind(argocd_objects, "Application")
+    return {app["spec"]["source"]["path"].rsplit("/", 1)[-1]: app for app in apps}
+
+
+def test_the_repository_url_is_written_in_one_place(source):
+    url = source["repoURL"]
+    holders = [
+        str(path.relative_to(ROOT))
+        for folder in ("argocd", "terraform", ".github", "scripts")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and path.suffix != ".md" and url in path.read_text(errors="replace")
+    ]
+    assert holders == ["argocd/source.yaml"], f"repoURL is repeated in {holders}; read it from argocd/source.yaml"
+
+
+def test_one_application_per_environment(applications):
+    assert sorted(applications) == sorted(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_application_points_at_an_existing_overlay_in_the_project(env, applications, project, source):
+    app = applications[env]
+    spec = app["spec"]
+    assert spec["project"] == project["metadata"]["name"] == "voting-app"
+    assert spec["source"]["repoURL"] == source["repoURL"]
+    assert spec["source"]["targetRevision"] == source["targetRevision"]
+    overlay = ROOT / spec["source"]["path"]
+    assert (overlay / "kustomization.yaml").is_file(), f"{overlay} has no kustomization.yaml"
+    assert spec["destination"] == {"server": IN_CLUSTER, "namespace": f"voting-app-{env}"}
+    allowed = {(d["server"], d["namespace"]) for d in project["spec"]["destinations"]}
+    assert (IN_CLUSTER, spec["destination"]["namespace"]) in allowed
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_sync_policy_is_automated_with_prune_self_heal_and_backoff(env, applications):
+    app = applications[env]
+    policy = app["spec"]["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in policy["syncOptions"]
+    assert "RespectIgnoreDifferences=true" in policy["syncOptions"]
+    assert policy["retry"]["limit"] >= 3
+    assert {"duration", "factor", "maxDuration"} <= set(policy["retry"]["backoff"])
+    assert "resources-finalizer.argocd.argoproj.io" in app["metadata"]["finalizers"]
+
+
+def test_dev_and_prod_applications_differ_only_in_environment(applications):
+    def neutral(app: dict, env: str) -> str:
+        return yaml.safe_dump(copy.deepcopy(app)).replace(env, "ENV")
+
+    assert neutral(applications["dev"], "dev") == neutral(applications["prod"], "prod")
+
+
+def test_project_allows_only_this_repository(project, source):
+    assert project["spec"]["sourceRepos"] == [source["repoURL"]]
+
+
+def test_project_destinations_match_the_overlay_namespaces(project, overlays):
+    namespaces = {o["metadata"]["namespace"] for objs in overlays.values() for o in objs if "namespace" in o["metadata"]}
+    destinations = {d["namespace"] for d in project["spec"]["destinations"]}
+    assert destinations == namespaces == {f"voting-app-{env}" for env in ENVIRONMENTS}
+    assert {d["server"] for d in project["spec"]["destinations"]} == {IN_CLUSTER}
+
+
+def test_project_whitelists_exactly_the_kinds_the_overlays_contain(project, overlays):
+    objects = [o for objs in overlays.values() for o in objs]
+    namespaced = {group_kind(o) for o in objects if "namespace" in o["metadata"]}
+    cluster = {group_kind(o) for o in objects if "namespace" not in o["metadata"]}
+    assert cluster <= {("", "Namespace")}, f"cluster-scoped kinds beyond Namespace in the overlays: {cluster}"
+    allowed_cluster = {(e["group"], e["kind"]) for e in project["spec"]["clusterResourceWhitelist"]}
+    assert allowed_cluster == {("", "Namespace")}
+    allowed = {(e["group"], e["kind"]) for e in project["spec"]["namespaceResourceWhitelist"]}
+    assert allowed == namespaced, (
+        f"add to the project: {sorted(namespaced - allowed)}; remove from it: {sorted(allowed - namespaced)}"
+    )
+
+
+def scale_targets(objects: list[dict]) -> set[tuple[str, str, str]]:
+    """(group, kind, name) of every workload an HPA or a KEDA ScaledObject sizes."""
+    targets = set()
+    for obj in objects:
+        if obj["kind"] == "HorizontalPodAutoscaler":
+            ref = obj["spec"]["scaleTargetRef"]
+        elif obj["kind"] == "ScaledObject":
+            ref = {"apiVersion": "apps/v1", "kind": "Deployment", **obj["spec"]["scaleTargetRef"]}
+        else:
+            continue
+        targets.add((*group_kind(ref), ref["name"]))
+    return targets
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_replicas_owned_by_an_autoscaler_are_ignored(env, applications, overlays):
+    rules = applications[env]["spec"].get("ignoreDifferences", [])
+
+    def covered(group: str, kind: str, name: str) -> bool:
+        return any(
+            r.get("group", "") == group
+            and r["kind"] == kind
+            and r.get("name", name) == name
+            and "/spec/replicas" in r.get("jsonPointers", [])
+            for r in rules
+        )
+
+    missing = [t for t in scale_targets(overlays[env]) if not covered(*t)]
+    assert not missing, f"{env}: replicas of {missing} belong to an autoscaler but Argo CD would reset them"
+
+
+def test_scale_target_reading_sees_hpa_and_keda():
+    hpa = {"kind": "HorizontalPodAutoscaler", "apiVersion": "autoscaling/v2",
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vote"}}}
+    keda = {"kind": "ScaledObject", "apiVersion": "keda.sh/v1alpha1", "spec": {"scaleTargetRef": {"name": "worker"}}}
+    assert scale_targets([hpa, keda]) == {("apps", "Deployment", "vote"), ("apps", "Deployment", "worker")}

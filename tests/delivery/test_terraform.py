@@ -1,0 +1,163 @@
+"""Terraform: formatted, checkov-clean, exact pins, and a root Application that points at argocd/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+from hcl2.api import SerializationOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+TF = ROOT / "terraform"
+EXACT = re.compile(r"^\d+\.\d+\.\d+$")
+QUIET_TF = {"TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
+QUIET_CHECKOV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
+
+
+def clean(node):
+    """python-hcl2's output without its bookkeeping keys (__is_block__, __comments__)."""
+    if isinstance(node, dict):
+        return {k: clean(v) for k, v in node.items() if not k.startswith("__")}
+    if isinstance(node, list):
+        return [clean(v) for v in node]
+    return node
+
+
+def parse(path: Path) -> dict:
+    with path.open() as handle:
+        return clean(hcl2.load(handle, serialization_options=SerializationOptions(strip_string_quotes=True)))
+
+
+@pytest.fixture(scope="module")
+def module() -> dict[str, dict]:
+    return {path.name: parse(path) for path in sorted(TF.glob("*.tf"))}
+
+
+def blocks(module: dict[str, dict], kind: str) -> dict[str, dict]:
+    """Every block of one kind (resource, variable, output...) by its label, across files."""
+    out: dict[str, dict] = {}
+    for doc in module.values():
+        for block in doc.get(kind, []):
+            out.update(block)
+    return out
+
+
+def resources(module: dict[str, dict], rtype: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for doc in module.values():
+        for block in doc.get("resource", []):
+            out.update(block.get(rtype, {}))
+    return out
+
+
+def test_the_expected_files_exist():
+    for name in ("versions.tf", "variables.tf", "outputs.tf", "main.tf", "providers.tf", "README.md"):
+        assert (TF / name).is_file(), name
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed on this machine, so `terraform fmt -check` cannot run here (ci.yml runs it)")
+def test_terraform_fmt_is_clean():
+    proc = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(TF)],
+        capture_output=True, text=True, env={**os.environ, **QUIET_TF},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def run_checkov(directory: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["uv", "run", "--frozen", "--project", str(ROOT / "tools" / "checkov"),
+         "checkov", "-d", str(directory), "--framework", "terraform", "--skip-download", "--compact", "--quiet"],
+        capture_output=True, text=True, env={**os.environ, **QUIET_CHECKOV, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+
+
+def test_checkov_passes_on_terraform():
+    proc = run_checkov(TF)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_checkov_would_catch_a_bad_resource(tmp_path):
+    """Guards the check above against a checkov that silently scans nothing."""
+    (tmp_path / "bad.tf").write_text(textwrap.dedent("""
+        resource "kubernetes_pod" "bad" {
+          metadata {
+            name = "bad"
+          }
+          spec {
+            host_network = true
+            container {
+              name  = "bad"
+              image = "busybox:latest"
+              security_context {
+                privileged = true
+              }
+            }
+          }
+        }
+    """))
+    proc = run_checkov(tmp_path)
+    assert proc.returncode == 1 and "CKV_K8S" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_providers_are_pinned_exactly(module):
+    providers = {}
+    for block in module["versions.tf"]["terraform"]:
+        for req in block.get("required_providers", []):
+            providers.update(req)
+    assert {"helm", "kubernetes"} <= set(providers)
+    for name, spec in providers.items():
+        assert EXACT.match(spec["version"]), f"{name} is pinned to {spec['version']!r}, not an exact version"
+
+
+def test_every_variable_has_a_type_and_a_description(module):
+    variables = blocks(module, "variable")
+    assert variables
+    for name, var in variables.items():
+        assert var.get("type") and var.get("description"), f"variable {name} needs a type and a description"
+
+
+def test_argocd_comes_from_its_chart_at_a_pinned_version(module):
+    release = resources(module, "helm_release")["argocd"]
+    assert release["repository"] == "https://argoproj.github.io/argo-helm"
+    assert release["chart"] == "argo-cd"
+    version = release["version"]
+    if version.startswith("${var."):
+        version = blocks(module, "variable")[version[len("${var."):-1]]["default"]
+    assert EXACT.match(version), f"argo-cd chart version {version!r} is not pinned"
+
+
+def test_root_application_points_at_argocd_folder(module):
+    root = resources(module, "helm_release")["root"]
+    assert "helm_release.argocd" in str(root["depends_on"])
+    locals_ = blocks(module, "locals")
+    assert locals_["root_application"]["path"] == "argocd"
+    assert (ROOT / locals_["root_application"]["path"] / "kustomization.yaml").is_file()
+    assert "argocd/source.yaml" in locals_["source"], "the root Application must read the repository from argocd/source.yaml"
+    template = (TF / "charts" / "root-app" / "templates" / "application.yaml").read_text()
+    assert "kind: Application" in template and ".Values.path" in template and ".Values.repoURL" in template
+
+
+def test_local_storage_class_is_created_where_missing(module):
+    storage = resources(module, "kubernetes_storage_class_v1")["local_storage"]
+    assert storage["metadata"][0]["name"] == "local-storage"
+    assert "create_storage_class" in str(storage["count"])
+
+
+def test_outputs_tell_how_to_reach_the_ui_and_the_password(module):
+    outputs = blocks(module, "output")
+    assert "port-forward svc/argocd-server 8080:443" in outputs["argocd_port_forward"]["value"]
+    assert outputs["argocd_ui_address"]["value"] == "https://localhost:8080"
+    assert "argocd-initial-admin-secret" in outputs["argocd_admin_password_command"]["value"]
+
+
+def test_argocd_values_file_is_yaml():
+    values = yaml.safe_load((TF / "values" / "argocd.yaml").read_text())
+    assert isinstance(values, dict)
