@@ -13,7 +13,7 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 BATCH_KINDS = {"Job", "CronJob"}
 DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
-OUR_IMAGES = ("ghcr.io/voting-app/vote", "ghcr.io/voting-app/worker", "ghcr.io/voting-app/result")
+OUR_SERVICES = ("vote", "worker", "result")
 OUR_UID_MIN = 10000
 # The seed's requests, which ours must at least match (cpu in millicores, memory in MiB).
 SEED_REQUESTS = {"vote": (50, 64), "redis": (50, 64), "result": (50, 64), "worker": (100, 128), "db": (100, 128)}
@@ -219,8 +219,7 @@ def pod_problems(objects: list[dict]) -> list[str]:
             problems += volume_problems(where, spec, c, obj.get("spec", {}).get("volumeClaimTemplates", []))
             if long_running:
                 problems += probe_problems(where, c)
-            image = c.get("image", "")
-            if image.startswith(OUR_IMAGES):
+            if component in OUR_SERVICES:
                 uid = (c.get("securityContext") or {}).get("runAsUser", pod_sc.get("runAsUser"))
                 if uid is None or uid < OUR_UID_MIN:
                     problems.append(f"{where}: our image runs as UID {uid}, not a fixed UID >= {OUR_UID_MIN}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -135,7 +136,7 @@ def test_overlay_sets_our_images_by_digest(overlay):
     images = {i["name"]: i for i in kustomization(overlay).get("images", [])}
     assert set(images) == {"vote", "worker", "result"}
     for name, image in images.items():
-        assert image["newName"] == f"ghcr.io/voting-app/{name}"
+        assert re.fullmatch(rf"ghcr\.io/[a-z0-9._-]+/{name}", image["newName"]), image  # ghcr.io/<owner>/<service>
         assert mc.DIGEST_RE.match(f"{image['newName']}@{image['digest']}"), image
         assert "newTag" not in image
         if image["digest"] == mc.PLACEHOLDER_DIGEST:
