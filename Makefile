@@ -4,16 +4,26 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 export UV_PYTHON_DOWNLOADS := never
-UV ?= uv
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv itself, pinned, in a private virtualenv: a fresh machine needs only Python 3.11+ and make.
+UV := .tools/bin/uv
 RUN := $(UV) run --frozen
+# Tests and scripts that call `uv` find this same one.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: help install up test unit validate e2e cluster bench drills lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: ## Create .venv from uv.lock (every group)
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+install: $(UV) ## Create .venv (and checkov's own) from the lock files
 	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --project tools/checkov
 
 up: install ## Run Redis, PostgreSQL, vote, worker and result locally
 	$(RUN) voting-up
@@ -30,7 +40,7 @@ validate: install ## Offline checks of the Kubernetes, Argo CD, Terraform and wo
 e2e: install ## End-to-end on a kind cluster (needs Docker)
 	$(RUN) pytest tests/e2e
 
-cluster: ## Create a local kind cluster with Argo CD syncing overlays/dev
+cluster: ## Create a local kind cluster with Argo CD syncing overlays/dev (needs Docker)
 	bash scripts/cluster.sh up
 
 bench: install ## Measure each service against its limit (--quick: BENCH_ARGS=--quick)
@@ -39,8 +49,9 @@ bench: install ## Measure each service against its limit (--quick: BENCH_ARGS=--
 drills: install ## Long-form fault and security drills, printed as a table
 	$(RUN) python -m devstack.drills $(DRILLS_ARGS)
 
-lock: ## Refresh uv.lock after editing a pyproject.toml
+lock: $(UV) ## Refresh the lock files after editing a pyproject.toml
 	$(UV) lock
+	$(UV) lock --project tools/checkov
 
 clean: ## Remove the virtualenv and local data
-	rm -rf .venv .data .bench .drills
+	rm -rf .venv .tools tools/checkov/.venv .data .bench .drills
