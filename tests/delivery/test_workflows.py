@@ -106,6 +106,15 @@ def test_ci_runs_the_same_make_targets_as_a_person():
     assert "zizmor --offline" in runs and "terraform validate" in runs and "init -backend=false" in runs
 
 
+def test_ci_e2e_job_installs_kind_and_cannot_pass_by_skipping():
+    job = load(WORKFLOWS / "ci.yml")["jobs"]["e2e"]
+    uses = [s.get("uses", "") for s in job["steps"]]
+    assert any(u.startswith("helm/kind-action@") for u in uses)
+    make = next(s for s in job["steps"] if s.get("run") == "make e2e")
+    assert make["env"]["E2E_REQUIRED"] == "1"
+    assert any(s.get("if") == "failure()" for s in job["steps"]), "dump cluster state on failure"
+
+
 def test_ci_skips_docs_only_changes():
     on = load(WORKFLOWS / "ci.yml")["on"]
     for event in ("pull_request", "push"):

@@ -46,6 +46,8 @@ def missing_prerequisite() -> str | None:
 @pytest.fixture(scope="session", autouse=True)
 def prerequisites() -> None:
     reason = missing_prerequisite()
+    if reason and os.environ.get("E2E_REQUIRED") == "1":
+        pytest.fail(f"E2E_REQUIRED=1 but {reason}")  # CI's e2e job must not pass by skipping
     if reason:
         pytest.skip(reason)
 
