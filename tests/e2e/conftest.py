@@ -35,7 +35,7 @@ def missing_prerequisite() -> str | None:
     missing = []
     if shutil.which("docker") is None:
         missing.append("Docker is absent (no `docker` on PATH)")
-    elif subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+    elif subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=60).returncode != 0:
         missing.append("Docker is absent (no engine answers `docker info`)")
     missing += [f"`{tool}` is not on PATH" for tool in ("kind", "kubectl") if shutil.which(tool) is None]
     if missing:

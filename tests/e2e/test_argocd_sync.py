@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-pytestmark = pytest.mark.kind
+# The first test also pays for the cluster and the image builds: far beyond the default 300 s.
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
 
 # The app version that the argo-cd chart 8.5.0 pinned in terraform/variables.tf installs;
 # Argo CD's own manifest needs only kubectl here, where the chart would need helm.

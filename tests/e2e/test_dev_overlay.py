@@ -10,7 +10,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-pytestmark = pytest.mark.kind
+# The first test also pays for the cluster and the image builds: far beyond the default 300 s.
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
 
 PROBE = """
 import socket, sys
