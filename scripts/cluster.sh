@@ -39,7 +39,10 @@ up() {
     kind create cluster --config "$here/kind-cluster.yaml" --wait 120s
   fi
   terraform -chdir="$root/terraform" init -input=false
-  terraform -chdir="$root/terraform" apply -input=false -auto-approve -var "kube_context=${context}"
+  # kind writes its context into the first file of $KUBECONFIG, or ~/.kube/config.
+  local kubeconfig="${KUBECONFIG%%:*}"
+  terraform -chdir="$root/terraform" apply -input=false -auto-approve \
+    -var "kube_context=${context}" -var "kubeconfig_path=${kubeconfig:-$HOME/.kube/config}"
   local tf=(terraform -chdir="$root/terraform" output -raw)
   cat <<DONE
 
