@@ -40,7 +40,8 @@ up() {
   fi
   terraform -chdir="$root/terraform" init -input=false
   # kind writes its context into the first file of $KUBECONFIG, or ~/.kube/config.
-  local kubeconfig="${KUBECONFIG%%:*}"
+  local kubeconfig="${KUBECONFIG:-}"
+  kubeconfig="${kubeconfig%%:*}"
   terraform -chdir="$root/terraform" apply -input=false -auto-approve \
     -var "kube_context=${context}" -var "kubeconfig_path=${kubeconfig:-$HOME/.kube/config}"
   local tf=(terraform -chdir="$root/terraform" output -raw)

@@ -22,6 +22,13 @@ def test_cluster_script_is_strict_and_parses():
     subprocess.run(["bash", "-n", str(CLUSTER_SH)], check=True)
 
 
+def test_shell_scripts_pass_shellcheck():
+    scripts = sorted((ROOT / "scripts").glob("*.sh"))
+    assert scripts
+    proc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_cluster_script_explains_itself_and_rejects_unknown_commands():
     helped = subprocess.run(["bash", str(CLUSTER_SH), "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "up|down|status" in helped.stdout
