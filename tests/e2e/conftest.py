@@ -137,8 +137,13 @@ def cluster(prerequisites, request, tmp_path_factory) -> Cluster:
     config["name"] = CLUSTER_NAME
     config_path = tmp_path_factory.mktemp("kind") / "kind.yaml"
     config_path.write_text(yaml.safe_dump(config))
+    # A cluster kept from an earlier failed run would make `kind create` refuse: start clean.
+    subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER_NAME], capture_output=True, check=False)
     manager = select_provider_manager("kind")(None, str(config_path))
-    manager.create(timeout=180)
+    try:
+        manager.create(timeout=180)
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"kind create cluster failed:\n{exc.stderr.decode(errors='replace')}") from exc
     kind_cluster = Cluster(manager)
     request.config.stash[CLUSTER_KEY] = kind_cluster
     # terraform/main.tf makes the same StorageClass for `make cluster`; kind's provisioner backs it.
