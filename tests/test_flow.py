@@ -85,3 +85,15 @@ def test_vote_metrics_add_up_across_gunicorn_workers(redis_server, redis_client,
         for _ in range(5):
             text = client.get("/metrics").text
             assert re.search(r'^vote_votes_cast_total\{option="b"\} 30\.0$', text, re.M), text[:2000]
+
+
+def test_result_shuts_down_promptly_after_serving_websockets(postgres_server, pg_conn, launch):
+    result = launch(stack.result(postgres_server.env))
+
+    async def view() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as ws:
+            await ws.recv()
+
+    asyncio.run(view())
+    # Exits by itself on SIGTERM (exit code 0), not by the SIGKILL that follows a hang.
+    assert result.stop(timeout=10) == 0

@@ -49,14 +49,14 @@ def test_a_worker_killed_at_random_instants_loses_nothing(redis_server, postgres
         w = launch(stack.worker(redis_env, postgres_server.env, extra=extra))
         if life % 2:
             # Every other life dies the moment it holds a batch, so recovery is always exercised.
-            in_hand = PROCESSING_PREFIX + worker_id
+            in_hand = f"{PROCESSING_PREFIX}{worker_id}:*"
             deadline = time.monotonic() + 10
-            while not redis_client.llen(in_hand) and time.monotonic() < deadline:
+            while not redis_client.keys(in_hand) and time.monotonic() < deadline:
                 pass
         else:
             time.sleep(rng.uniform(0.05, 0.5))
         w.kill()  # SIGKILL, wherever it is
-        mid_batch += redis_client.llen(PROCESSING_PREFIX + worker_id) > 0
+        mid_batch += bool(redis_client.keys(f"{PROCESSING_PREFIX}{worker_id}:*"))
     stop.set()
     producer.join()
     launch(stack.worker(redis_env, postgres_server.env, extra={"WORKER_HEARTBEAT_SECONDS": "1"}))

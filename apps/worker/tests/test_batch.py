@@ -42,9 +42,9 @@ def test_bad_messages_are_set_aside_with_their_reason_and_the_rest_goes_on():
     assert plan.valid == 2
 
 
-def test_rows_are_column_arrays_for_one_statement():
+def test_rows_are_one_json_parameter_for_one_statement():
     plan = plan_batch([msg("x", "a", 1), msg("y", "b")])
-    assert plan.rows == (["x", "y"], ["a", "b"], [1, None])
+    assert json.loads(plan.rows) == [{"id": "x", "vote": "a", "seq": 1}, {"id": "y", "vote": "b", "seq": None}]
 
 
 def test_a_dead_letter_keeps_the_whole_message_even_when_it_is_not_text():

@@ -8,7 +8,7 @@ BASE = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d"}
 
 def test_defaults():
     s = Settings.from_env(BASE)
-    assert (s.redis.host, s.postgres.host, s.batch_size, s.metrics_port) == ("redis", "db", 500, 9102)
+    assert (s.redis.host, s.postgres.host, s.batch_size, s.metrics_port) == ("redis", "db", 1000, 9102)
     assert s.block_seconds < s.heartbeat_seconds
 
 

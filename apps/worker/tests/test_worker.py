@@ -25,6 +25,7 @@ def make_worker(redis_server, postgres_server, redis_client, pg_conn):
 
     yield make
     for w in made:
+        w.writer.shutdown()
         w.store.close()
         w.redis.close()
 
@@ -36,6 +37,7 @@ def rows(pg_conn) -> dict[str, str]:
 def drain(worker: Worker) -> None:
     while worker.step():
         pass
+    assert worker.in_flight is None
 
 
 def test_votes_move_to_postgres_and_leave_redis(make_worker, redis_client, pg_conn):
@@ -75,12 +77,15 @@ def test_a_restarted_worker_finishes_the_batch_its_previous_life_took(make_worke
         push(Vote(f"v{i}", "a"))
     crashed = make_worker("pod-1", WORKER_BATCH_SIZE="3")
     crashed.queue.beat()
-    taken = crashed.queue.take(3, 0.1)  # ...and dies before writing them
+    _, taken = crashed.queue.take(3, 0.1)  # ...and dies before writing them
     assert len(taken) == 3
     assert rows(pg_conn) == {}
-    drain(make_worker("pod-1"))
+    successor = make_worker("pod-1")
+    successor.recover()
+    assert set(rows(pg_conn)) == {"v0", "v1", "v2"}
+    drain(successor)
     assert set(rows(pg_conn)) == {f"v{i}" for i in range(5)}
-    assert redis_client.llen(PROCESSING_PREFIX + "pod-1") == 0
+    assert redis_client.keys(PROCESSING_PREFIX + "pod-1:*") == []
 
 
 def test_a_dead_workers_batch_is_reclaimed_by_another_once_its_heartbeat_lapses(make_worker, redis_client, pg_conn):
@@ -95,4 +100,5 @@ def test_a_dead_workers_batch_is_reclaimed_by_another_once_its_heartbeat_lapses(
     time.sleep(1.2)
     drain(survivor)
     assert set(rows(pg_conn)) == {f"v{i}" for i in range(4)}
-    assert not redis_client.exists(PROCESSING_PREFIX + "gone", HEARTBEAT_PREFIX + "gone")
+    assert redis_client.keys(PROCESSING_PREFIX + "gone:*") == []
+    assert not redis_client.exists(HEARTBEAT_PREFIX + "gone")

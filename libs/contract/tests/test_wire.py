@@ -45,7 +45,10 @@ def test_decode_accepts_the_contract(raw, expected):
         (b'{"voter_id":"x","vote":"a","seq":true}', "bad-seq"),
         (b'{"voter_id":"x","vote":"a","seq":"7"}', "bad-seq"),
         (b'{"voter_id":"x","vote":"a","ts":"now"}', "bad-ts"),
-        (b'{"voter_id":"x","vote":"a","ts":NaN}', "bad-ts"),
+        (b'{"voter_id":"x","vote":"a","ts":NaN}', "not-json"),
+        (b'{"voter_id":"x","vote":"a","ts":true}', "bad-ts"),
+        (b'{"voter_id":"x","vote":["a"]}', "unknown-vote"),
+        (b'{"voter_id":"\\ud800","vote":"a"}', "not-json"),
         (b'{"voter_id":"x","vote":"a","pad":"' + b"p" * MAX_MESSAGE_BYTES + b'"}', "oversized"),
     ],
 )

@@ -18,5 +18,5 @@ workers = _settings.workers
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
-# Answer websocket pings from proxies; browsers reconnect by themselves if a pod goes away.
-websocket_ping_interval = 20
+# No websocket_ping_interval: hypercorn 0.18 then waits up to that long at shutdown after any
+# websocket has been open. Idle sockets cut by a proxy are reopened by the page itself.

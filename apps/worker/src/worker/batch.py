@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 from voting_contract.wire import MalformedMessage, Vote, decode
 
@@ -14,11 +15,10 @@ class DeadLetter:
     reason: str
 
     def to_json(self, worker_id: str, at: float) -> str:
-        return json.dumps(
+        return orjson.dumps(
             {"reason": self.reason, "message": self.raw.decode("utf-8", "backslashreplace"),
              "worker": worker_id, "at": at},
-            separators=(",", ":"),
-        )
+        ).decode()
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,14 @@ class Plan:
     valid: int = 0
 
     @property
-    def rows(self) -> tuple[list[str], list[str], list[int | None]]:
-        """Column arrays for one `unnest` upsert."""
-        return [v.voter_id for v in self.votes], [v.vote for v in self.votes], [v.seq for v in self.votes]
+    def rows(self) -> str:
+        """The rows as one JSON parameter: PostgreSQL parses it faster than psycopg sends arrays."""
+        return orjson.dumps([{"id": v.voter_id, "vote": v.vote, "seq": v.seq} for v in self.votes]).decode()
+
+    @property
+    def oldest_ts(self) -> float | None:
+        """When the oldest vote in the batch was cast, for the lag metric."""
+        return min((v.ts for v in self.votes if v.ts is not None), default=None)
 
 
 def supersedes(new: Vote, old: Vote) -> bool:

@@ -10,7 +10,7 @@ BATCH_SIZE = Histogram(
 )
 QUEUE_DEPTH = Gauge("worker_queue_depth", "Messages waiting in the Redis list votes")
 LAG = Histogram(
-    "worker_vote_lag_seconds", "From the vote service's enqueue to the commit in PostgreSQL",
+    "worker_vote_lag_seconds", "Per batch: from its oldest vote's enqueue to its commit in PostgreSQL",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 RETRIES = Counter("worker_retries", "Waits for an unreachable dependency", ["dependency"])

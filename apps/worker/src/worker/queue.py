@@ -1,15 +1,18 @@
 """The reliable side of the Redis queue: nothing leaves Redis before PostgreSQL has it.
 
-A worker moves a batch atomically from `votes` to its own processing list, writes it to
-PostgreSQL, and only then deletes the processing list. While it lives it keeps a heartbeat
-key; when the key lapses (SIGKILL, node loss), any other worker moves the orphaned batch back
-to the head of `votes`. Re-applying a batch is harmless: rows are keyed by voter and guarded
-by sequence numbers.
+A worker moves each batch atomically from `votes` to a processing list of its own
+(`votes:processing:<worker>:<life>:<n>`), writes it to PostgreSQL, and only then deletes that
+list. While it lives it keeps a heartbeat key; when the key lapses (SIGKILL, node loss), any
+other worker moves the orphaned batches back to the head of `votes`, and a successor with the
+same worker id takes them back at start. Re-applying a batch is harmless: rows are keyed by
+voter and guarded by sequence numbers.
 """
 
 from __future__ import annotations
 
 import redis
+
+import secrets
 
 from voting_contract.wire import DEAD_LETTER, QUEUE
 
@@ -38,11 +41,19 @@ return #items
 """
 
 
+def owner_of(key: str) -> str:
+    """The worker id in a processing list's name."""
+    return key[len(PROCESSING_PREFIX):].rsplit(":", 2)[0]
+
+
 class ReliableQueue:
     def __init__(self, client: redis.Redis, worker_id: str, heartbeat_seconds: float) -> None:
         self.client = client
         self.worker_id = worker_id
-        self.processing = PROCESSING_PREFIX + worker_id
+        self.mine = f"{PROCESSING_PREFIX}{worker_id}:"
+        # A fresh name for each life: a batch list never mixes two lives' messages.
+        self._life = f"{self.mine}{secrets.token_hex(4)}:"
+        self._batches = 0
         self.heartbeat = HEARTBEAT_PREFIX + worker_id
         self.heartbeat_ms = int(heartbeat_seconds * 1000)
         self._take = client.register_script(_TAKE)
@@ -51,28 +62,33 @@ class ReliableQueue:
     def beat(self) -> None:
         self.client.set(self.heartbeat, "1", px=self.heartbeat_ms)
 
-    def unfinished(self) -> list[bytes]:
-        """A batch this worker took but never acknowledged (its previous life crashed)."""
-        return self.client.lrange(self.processing, 0, -1)
+    def unfinished(self) -> list[tuple[str, list[bytes]]]:
+        """Batches a previous life of this worker took but never acknowledged."""
+        keys = sorted(k.decode() for k in self.client.scan_iter(match=self.mine + "*", count=100))
+        return [(key, items) for key in keys if (items := self.client.lrange(key, 0, -1))]
 
-    def take(self, limit: int, block_seconds: float) -> list[bytes]:
-        """Up to `limit` messages, waiting up to `block_seconds` while the queue is empty."""
-        items = self._take(keys=[QUEUE, self.processing], args=[limit])
+    def take(self, limit: int, block_seconds: float) -> tuple[str, list[bytes]] | None:
+        """Up to `limit` messages as a new batch, waiting up to `block_seconds` (0: no wait)."""
+        self._batches += 1
+        key = f"{self._life}{self._batches}"
+        items = self._take(keys=[QUEUE, key], args=[limit])
         if items:
-            return items
-        first = self.client.blmove(QUEUE, self.processing, block_seconds, "LEFT", "RIGHT")
+            return key, items
+        if block_seconds <= 0:
+            return None
+        first = self.client.blmove(QUEUE, key, block_seconds, "LEFT", "RIGHT")
         if first is None:
-            return []
+            return None
         if limit > 1:
-            return [first, *self._take(keys=[QUEUE, self.processing], args=[limit - 1])]
-        return [first]
+            return key, [first, *self._take(keys=[QUEUE, key], args=[limit - 1])]
+        return key, [first]
 
-    def ack(self, dead_letters: list[str]) -> None:
-        """Forget the batch in hand, filing its malformed messages, in one transaction."""
+    def ack(self, key: str, dead_letters: list[str]) -> None:
+        """Forget a written batch, filing its malformed messages, in one transaction."""
         with self.client.pipeline(transaction=True) as pipe:
             if dead_letters:
                 pipe.rpush(DEAD_LETTER, *dead_letters)
-            pipe.delete(self.processing)
+            pipe.delete(key)
             pipe.execute()
 
     def reclaim_orphans(self) -> int:
@@ -80,11 +96,10 @@ class ReliableQueue:
         moved = 0
         for key in self.client.scan_iter(match=PROCESSING_PREFIX + "*", count=100):
             key = key.decode() if isinstance(key, bytes) else key
-            if key == self.processing:
+            owner = owner_of(key)
+            if owner == self.worker_id:
                 continue
-            owner = key[len(PROCESSING_PREFIX):]
-            n = self._reclaim(keys=[key, HEARTBEAT_PREFIX + owner, QUEUE])
-            moved += max(n, 0)
+            moved += max(self._reclaim(keys=[key, HEARTBEAT_PREFIX + owner, QUEUE]), 0)
         return moved
 
     def depth(self) -> int:

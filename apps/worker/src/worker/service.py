@@ -8,12 +8,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
 import redis
 
 from . import metrics
-from .batch import plan_batch
+from .batch import Plan, plan_batch
 from .queue import ReliableQueue
 from .settings import Settings
 from .store import Store
@@ -53,6 +55,9 @@ class Worker:
         self.redis_ok = False
         self.postgres_ok = False
         self._next_reclaim = 0.0
+        # One writer thread: PostgreSQL works on batch n while this thread reads batch n+1.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-writer")
+        self.in_flight: tuple[Future, str, Plan, int] | None = None
 
     # -- probes -----------------------------------------------------------------------
     def alive(self) -> bool:
@@ -94,8 +99,43 @@ class Worker:
             return True
 
     # -- the loop ---------------------------------------------------------------------
+    def _write(self, plan: Plan) -> bool:
+        """In the writer thread: the batch into PostgreSQL, waiting out an outage."""
+        return self._retry("postgres", lambda: self.store.write(plan), (psycopg.OperationalError,))
+
+    def _acknowledge(self, key: str, plan: Plan, count: int) -> None:
+        committed_at = time.time()
+        dead = [d.to_json(self.settings.worker_id, committed_at) for d in plan.dead]
+        self._retry("redis", lambda: self.queue.ack(key, dead), (redis.RedisError,))
+        metrics.BATCH_SIZE.observe(count)
+        metrics.PROCESSED.inc(plan.valid)
+        for d in plan.dead:
+            metrics.DEAD_LETTERED.labels(d.reason).inc()
+            log.warning("dead-lettered a message: %s", d.reason)
+        oldest = plan.oldest_ts
+        if oldest is not None:
+            metrics.LAG.observe(max(0.0, committed_at - oldest))
+
+    def _settle(self) -> None:
+        """Wait for the batch being written; acknowledge it once it is committed."""
+        future, key, plan, count = self.in_flight
+        while True:
+            try:
+                written = future.result(timeout=0.5)
+                break
+            except FutureTimeout:
+                self._keepalive()
+        self.in_flight = None
+        if written:
+            self._acknowledge(key, plan, count)
+        # else: stopping with PostgreSQL down; the batch stays in Redis for a successor
+
     def step(self) -> int:
-        """Handle one batch; return how many messages it held."""
+        """Take and decode the next batch while the previous one is written; return its size.
+
+        The write of batch n overlaps the reading of batch n+1, and batch n is acknowledged
+        (removed from Redis) only after its commit.
+        """
         self._turned()
         self.queue.beat()
         self.redis_ok = True
@@ -106,26 +146,24 @@ class Worker:
             if moved:
                 metrics.RECLAIMED.inc(moved)
                 log.info("moved %d messages of a dead worker back to the queue", moved)
-        items = self.queue.unfinished() or self.queue.take(self.settings.batch_size, self.settings.block_seconds)
-        if not items:
+        # Wait for new votes only when nothing is being written.
+        batch = self.queue.take(self.settings.batch_size, 0 if self.in_flight else self.settings.block_seconds)
+        plan = plan_batch(batch[1]) if batch else None
+        if self.in_flight:
+            self._settle()
+        if batch is None:
             metrics.QUEUE_DEPTH.set(self.queue.depth())
             return 0
-        plan = plan_batch(items)
-        if not self._retry("postgres", lambda: self.store.write(plan), (psycopg.OperationalError,)):
-            return len(items)  # stopping with PostgreSQL down: the batch stays in Redis
-        committed_at = time.time()
-        dead = [d.to_json(self.settings.worker_id, committed_at) for d in plan.dead]
-        self._retry("redis", lambda: self.queue.ack(dead), (redis.RedisError,))
-        metrics.BATCH_SIZE.observe(len(items))
-        metrics.PROCESSED.inc(plan.valid)
-        for d in plan.dead:
-            metrics.DEAD_LETTERED.labels(d.reason).inc()
-            log.warning("dead-lettered a message: %s", d.reason)
-        for v in plan.votes:
-            if v.ts is not None:
-                metrics.LAG.observe(max(0.0, committed_at - v.ts))
-        metrics.QUEUE_DEPTH.set(self.queue.depth())
-        return len(items)
+        self.in_flight = (self.writer.submit(self._write, plan), batch[0], plan, len(batch[1]))
+        return len(batch[1])
+
+    def recover(self) -> None:
+        """Before anything new: write and acknowledge what a previous life left in hand."""
+        for key, items in self.queue.unfinished():
+            plan = plan_batch(items)
+            log.info("finishing %d messages a previous life of this worker took", len(items))
+            if self._write(plan):
+                self._acknowledge(key, plan, len(items))
 
     def run(self) -> int:
         log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d", self.settings.worker_id,
@@ -133,8 +171,12 @@ class Worker:
                  self.settings.postgres.port, self.settings.batch_size)
         self._retry("postgres", self.store.ping, (psycopg.OperationalError,))
         backoff = Backoff()
+        recovered = False
         while not self.stop.is_set():
             try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
                 self.step()
                 backoff.reset()
             except redis.RedisError as exc:
@@ -143,6 +185,9 @@ class Worker:
                 delay = backoff.delay()
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 self.stop.wait(delay)
+        if self.in_flight:
+            self._settle()
+        self.writer.shutdown()
         try:
             self.queue.release()
         except redis.RedisError:

@@ -30,7 +30,7 @@ class Settings:
             # In a pod the hostname is the pod name and the pid is 1, so a restarted container
             # takes its own unfinished batch back at once; elsewhere others reclaim it later.
             worker_id=env_str(env, "WORKER_ID", f"{socket.gethostname()}-{os.getpid()}", max_length=200),
-            batch_size=env_int(env, "WORKER_BATCH_SIZE", 500, low=1, high=5000),
+            batch_size=env_int(env, "WORKER_BATCH_SIZE", 1000, low=1, high=5000),
             host=env_str(env, "HOST", "0.0.0.0"),
             metrics_port=env_int(env, "METRICS_PORT", 9102, low=1, high=65535),
             heartbeat_seconds=heartbeat,

@@ -13,7 +13,7 @@ from .batch import Plan
 # out of order (several workers) can never bring back an older choice.
 UPSERT_SQL = """
 INSERT INTO votes AS v (id, vote, seq)
-SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[])
+SELECT id, vote, seq FROM json_to_recordset(%s::json) AS r(id VARCHAR, vote VARCHAR, seq BIGINT)
 ON CONFLICT (id) DO UPDATE SET vote = EXCLUDED.vote, seq = EXCLUDED.seq
 WHERE v.seq IS NULL OR EXCLUDED.seq IS NULL OR v.seq < EXCLUDED.seq
 """
@@ -36,7 +36,7 @@ class Store:
         conn = self.connect()
         try:
             with conn.transaction():
-                conn.execute(UPSERT_SQL, plan.rows)
+                conn.execute(UPSERT_SQL, (plan.rows,))
         except psycopg.OperationalError:
             self.close()
             raise
