@@ -12,7 +12,7 @@ RUN := $(UV) run --frozen
 # Tests and scripts that call `uv` find this same one.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help install up test unit validate e2e cluster bench drills lock clean
+.PHONY: help install up test unit validate e2e cluster cluster-down bench drills lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ e2e: install ## End-to-end on a kind cluster (needs Docker)
 
 cluster: ## Create a local kind cluster with Argo CD syncing overlays/dev (needs Docker)
 	bash scripts/cluster.sh up
+
+cluster-down: ## Delete the local kind cluster
+	bash scripts/cluster.sh down
 
 bench: install ## Measure each service against its limit (--quick: BENCH_ARGS=--quick)
 	$(RUN) python -m devstack.bench $(BENCH_ARGS)
