@@ -19,13 +19,19 @@ from voting_contract.wire import DEAD_LETTER, QUEUE
 PROCESSING_PREFIX = "votes:processing:"
 HEARTBEAT_PREFIX = "votes:worker:"
 
-_TAKE = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-if #items > 0 then
-    redis.call('LTRIM', KEYS[1], #items, -1)
-    redis.call('RPUSH', KEYS[2], unpack(items))
+# Fills a batch's list up to ARGV[1] messages and returns all of it. Running it twice (a client
+# retrying after a lost reply) returns the same batch, grown at most to the limit: no message
+# can sit in a batch list without being handed to the worker.
+_FILL = """
+local want = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[2])
+if want > 0 then
+    local items = redis.call('LRANGE', KEYS[1], 0, want - 1)
+    if #items > 0 then
+        redis.call('LTRIM', KEYS[1], #items, -1)
+        redis.call('RPUSH', KEYS[2], unpack(items))
+    end
 end
-return items
+return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
 _RECLAIM = """
@@ -56,7 +62,7 @@ class ReliableQueue:
         self._batches = 0
         self.heartbeat = HEARTBEAT_PREFIX + worker_id
         self.heartbeat_ms = int(heartbeat_seconds * 1000)
-        self._take = client.register_script(_TAKE)
+        self._fill = client.register_script(_FILL)
         self._reclaim = client.register_script(_RECLAIM)
 
     def beat(self) -> None:
@@ -71,17 +77,14 @@ class ReliableQueue:
         """Up to `limit` messages as a new batch, waiting up to `block_seconds` (0: no wait)."""
         self._batches += 1
         key = f"{self._life}{self._batches}"
-        items = self._take(keys=[QUEUE, key], args=[limit])
+        items = self._fill(keys=[QUEUE, key], args=[limit])
         if items:
             return key, items
         if block_seconds <= 0:
             return None
-        first = self.client.blmove(QUEUE, key, block_seconds, "LEFT", "RIGHT")
-        if first is None:
+        if self.client.blmove(QUEUE, key, block_seconds, "LEFT", "RIGHT") is None:
             return None
-        if limit > 1:
-            return key, [first, *self._take(keys=[QUEUE, key], args=[limit - 1])]
-        return key, [first]
+        return key, self._fill(keys=[QUEUE, key], args=[limit])
 
     def ack(self, key: str, dead_letters: list[str]) -> None:
         """Forget a written batch, filing its malformed messages, in one transaction."""

@@ -158,7 +158,12 @@ class Worker:
         return len(batch[1])
 
     def recover(self) -> None:
-        """Before anything new: write and acknowledge what a previous life left in hand."""
+        """Write and acknowledge every batch of ours still in Redis.
+
+        At start, what a previous life left; after a Redis error, a batch whose reply was lost.
+        """
+        if self.in_flight:
+            self._settle()
         for key, items in self.queue.unfinished():
             plan = plan_batch(items)
             log.info("finishing %d messages a previous life of this worker took", len(items))
@@ -181,6 +186,7 @@ class Worker:
                 backoff.reset()
             except redis.RedisError as exc:
                 self.redis_ok = False
+                recovered = False  # a batch may have been taken whose reply never came
                 metrics.RETRIES.labels("redis").inc()
                 delay = backoff.delay()
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
