@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import signal
 
 import httpx
 import pytest
@@ -97,3 +98,19 @@ def test_result_shuts_down_promptly_after_serving_websockets(postgres_server, pg
     asyncio.run(view())
     # Exits by itself on SIGTERM (exit code 0), not by the SIGKILL that follows a hang.
     assert result.stop(timeout=10) == 0
+
+
+def test_sigterm_closes_open_websockets_so_viewers_move_to_another_pod(postgres_server, pg_conn, launch):
+    result = launch(stack.result(postgres_server.env))
+
+    async def watch_through_sigterm() -> tuple[int | None, float]:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as ws:
+            await ws.recv()
+            result.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(10):  # the drain timeout is 20 s: this is a close, not a cut
+                    await ws.recv()
+            return ws.close_code
+
+    assert asyncio.run(watch_through_sigterm()) == 1000
+    assert result.proc.wait(10) == 0

@@ -103,8 +103,8 @@ def test_copies_every_workspace_member_manifest(dockerfile, service):
 
 def test_command_and_port_match_the_service(dockerfile, service):
     cmd = json.loads(next(args for word, args in reversed(dockerfile) if word == "CMD"))
-    if service == "worker":
-        scripts = tomllib.loads((REPO / "apps/worker/pyproject.toml").read_text())["project"]["scripts"]
+    if service in ("worker", "result"):
+        scripts = tomllib.loads((REPO / "apps" / service / "pyproject.toml").read_text())["project"]["scripts"]
         assert cmd[0] in scripts
     else:
         config = next(a for a in cmd if a.startswith("python:")).removeprefix("python:")

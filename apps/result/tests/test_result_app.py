@@ -13,7 +13,7 @@ from voting_contract.settings import Options, PostgresSettings
 def settings_for(env: dict[str, str], **options: str) -> Settings:
     return Settings(
         postgres=PostgresSettings.from_env(env), options=Options(options.get("a", "Cats"), options.get("b", "Dogs")),
-        host="127.0.0.1", port=8080, workers=1, recheck_seconds=30,
+        host="127.0.0.1", port=8080, recheck_seconds=30,
     )
 
 

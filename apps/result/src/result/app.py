@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.websocket("/ws")
     async def live():
+        if feed.closing:
+            return  # shutting down: the browser reconnects to another pod
         queue = feed.subscribe()
         try:
             await websocket.send_json(feed.current)
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.get("/readyz")
     async def readyz():
-        if feed.connected:
+        if feed.connected and not feed.closing:
             return Response("ready\n", mimetype="text/plain")
         return Response("postgres unavailable\n", status=503, mimetype="text/plain")
 

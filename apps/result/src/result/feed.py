@@ -23,7 +23,7 @@ log = logging.getLogger("result.feed")
 
 DB_QUERIES = Counter("result_db_queries", "Tally reads sent to PostgreSQL")
 UPDATES = Counter("result_updates_published", "Changed tallies published to viewers")
-VIEWERS = Gauge("result_websocket_viewers", "Open websocket connections", multiprocess_mode="livesum")
+VIEWERS = Gauge("result_websocket_viewers", "Open websocket connections")
 
 
 class TallyFeed:
@@ -36,6 +36,7 @@ class TallyFeed:
         self.connected = False
         self.current = snapshot({}, options, stale=True, loaded=False)
         self._subscribers: set[asyncio.Queue] = set()
+        self.closing = False
         self._task: asyncio.Task | None = None
 
     # -- viewers ----------------------------------------------------------------------
@@ -106,12 +107,17 @@ class TallyFeed:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="tally-feed")
 
+    def close_viewers(self) -> None:
+        """Tell every websocket to close; new ones are closed as soon as they open."""
+        self.closing = True
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for queue in list(self._subscribers):
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)  # tells each websocket to close
+        self.close_viewers()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,7 +14,6 @@ class Settings:
     options: Options
     host: str
     port: int
-    workers: int
     recheck_seconds: float
 
     @classmethod
@@ -25,7 +23,6 @@ class Settings:
             options=Options.from_env(env),
             host=env_str(env, "HOST", "0.0.0.0"),
             port=env_int(env, "PORT", 8080, low=1, high=65535),
-            workers=env_int(env, "HTTP_WORKERS", 1, low=1, high=4 * (os.cpu_count() or 1) + 1),
             # Without a notification for this long, read anyway: it proves the connection is alive.
             recheck_seconds=env_float(env, "RESULT_RECHECK_SECONDS", 30.0, low=0.5, high=3600.0),
         )

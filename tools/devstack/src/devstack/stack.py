@@ -109,10 +109,8 @@ def worker(redis_env: Mapping[str, str], pg_env: Mapping[str, str], *, metrics_p
 def result(pg_env: Mapping[str, str], *, port: int = 0, extra: Mapping[str, str] = {},
            log_path: Path | None = None) -> Service:
     port = port or free_port()
-    env = {**pg_env, "HOST": "127.0.0.1", "PORT": str(port),
-           "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="result-metrics-"), **extra}
-    argv = [sys.executable, "-m", "hypercorn", "--config", "python:result.hypercorn_conf", "result.app:create_app()"]
-    return Service("result", argv, env, port, log_path)
+    env = {**pg_env, "HOST": "127.0.0.1", "PORT": str(port), **extra}
+    return Service("result", [sys.executable, "-m", "result"], env, port, log_path)
 
 
 def redis_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:

@@ -1,0 +1,59 @@
+"""Entry point: `result-server` (or `python -m result`), hypercorn serving the app.
+
+hypercorn is started from here rather than from its command line so that SIGTERM can close
+the websockets first: browsers then reconnect to another pod at once, instead of hanging on
+until the drain timeout cuts them off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from voting_contract.settings import SettingsError, environ
+
+from .app import create_app
+from .settings import Settings
+
+log = logging.getLogger("result")
+
+
+async def serve_until_signalled(settings: Settings) -> None:
+    app = create_app(settings)
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    # The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
+    config.graceful_timeout = 20
+    config.accesslog = None
+    config.errorlog = "-"
+    stopping = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        log.info("received %s: closing websockets, draining requests", signal.Signals(signum).name)
+        app.extensions["tally_feed"].close_viewers()
+        stopping.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await serve(app, config, shutdown_trigger=stopping.wait)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(environ())
+    except SettingsError as exc:
+        print(f"result: configuration error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve_until_signalled(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
