@@ -73,13 +73,6 @@ def proxy(redis_server):
     p.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the worker's redis client keeps redis-py's default automatic retries (3 on connection errors); "
-    "a retried take script moves a second batch into the same processing list, the worker writes only "
-    "the second and its ack deletes both. Fix: build the worker's client with retries off "
-    "(retry=Retry(NoBackoff(), 0)) and let the loop's unfinished() pick the batch up, or make the take "
-    "script return the processing list when it is not empty."
-))
 def test_a_lost_reply_to_take_loses_no_vote(redis_server, postgres_server, redis_client, pg_conn, proxy):
     push = enqueue_script(redis_client)
     truth = {f"v{i}": "ab"[i % 2] for i in range(10)}
@@ -92,7 +85,7 @@ def test_a_lost_reply_to_take_loses_no_vote(redis_server, postgres_server, redis
     worker = Worker(settings)
     try:
         worker.queue.beat()  # connect, and have the scripts loaded, before the fault
-        redis_client.script_load(worker.queue._take.script)
+        redis_client.script_load(worker.queue._fill.script)
         proxy.armed.set()
         for _ in range(20):  # as Worker.run does: a Redis error ends the step, the next one goes on
             try:
