@@ -457,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp.chmod(0o755)
         logs = tmp / "logs"
         logs.mkdir()
-        with RedisServer(tmp / "redis") as r, PostgresServer(tmp / "postgres") as pg:
+        # Redis with prod's persistence: every acknowledged vote is on disk before the reply.
+        with RedisServer(tmp / "redis", appendonly=True, appendfsync="always") as r, \
+                PostgresServer(tmp / "postgres") as pg:
             print(f"bench: Redis on {r.port}, PostgreSQL on {pg.port}; {'quick' if args.quick else 'full'} sizes",
                   flush=True)
             figure, peaks["worker"] = bench_worker(r, pg, sizes, logs)

@@ -50,11 +50,13 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
 
 
 class RedisServer:
-    """A redis-server process; `appendonly=True` is the prod persistence setting."""
+    """A redis-server process; `appendonly=True, appendfsync="always"` are prod's settings."""
 
-    def __init__(self, datadir: Path, *, appendonly: bool = False, port: int = 0) -> None:
+    def __init__(self, datadir: Path, *, appendonly: bool = False, appendfsync: str = "everysec",
+                 port: int = 0) -> None:
         self.datadir = Path(datadir)
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.port = port
         self.proc: subprocess.Popen | None = None
 
@@ -74,7 +76,7 @@ class RedisServer:
                 "--dir", str(self.datadir),
                 "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec",
+                "--appendfsync", self.appendfsync,
                 "--daemonize", "no",
                 "--logfile", str(self.datadir / "redis.log"),
             ]
