@@ -114,3 +114,15 @@ def test_sigterm_closes_open_websockets_so_viewers_move_to_another_pod(postgres_
 
     assert asyncio.run(watch_through_sigterm()) == 1000
     assert result.proc.wait(10) == 0
+
+
+def test_websockets_are_not_compressed(postgres_server, pg_conn, launch):
+    """Browsers offer permessage-deflate; a deflate context per viewer would cost ~100 KB each."""
+    result = launch(stack.result(postgres_server.env))
+
+    async def offer_deflate() -> str | None:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as ws:  # offers it by default
+            assert json.loads(await ws.recv())["total_text"]
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert asyncio.run(offer_deflate()) is None
