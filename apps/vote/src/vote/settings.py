@@ -24,5 +24,5 @@ class Settings:
             options=Options.from_env(env),
             host=env_str(env, "HOST", "0.0.0.0"),
             port=env_int(env, "PORT", 8080, low=1, high=65535),
-            workers=env_int(env, "HTTP_WORKERS", 2, low=1, high=4 * (os.cpu_count() or 1) + 1),
+            workers=env_int(env, "HTTP_WORKERS", 1, low=1, high=4 * (os.cpu_count() or 1) + 1),
         )

@@ -230,7 +230,8 @@ def bench_vote(r: RedisServer, sizes: Sizes, logs: Path, tmp: Path) -> tuple[lis
         raise SystemExit("bench: wrk is needed for the vote figures (Debian: apt-get install wrk)")
     script = tmp / "post.lua"
     script.write_text(_WRK_POST)
-    vote = stack.vote(stack.redis_env(r.port), workers=2, log_path=logs / "bench-vote.log").start().wait_ready()
+    # One gunicorn process per pod, as the manifests run it (the CPU limit is half a core).
+    vote = stack.vote(stack.redis_env(r.port), workers=1, log_path=logs / "bench-vote.log").start().wait_ready()
     client = redis.Redis.from_url(r.url)
     posts, gets = [], []
     try:

@@ -90,7 +90,7 @@ class Service:
             self.proc.wait()
 
 
-def vote(redis_env: Mapping[str, str], *, port: int = 0, workers: int = 2, extra: Mapping[str, str] = {},
+def vote(redis_env: Mapping[str, str], *, port: int = 0, workers: int = 1, extra: Mapping[str, str] = {},
          log_path: Path | None = None) -> Service:
     port = port or free_port()
     env = {**redis_env, "HOST": "127.0.0.1", "PORT": str(port), "HTTP_WORKERS": str(workers),
