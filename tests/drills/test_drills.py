@@ -12,6 +12,7 @@ from devstack.drills import DRILLS, run_drill
 
 BY_NAME = {d.name: d for d in DRILLS}
 
+
 @pytest.mark.parametrize("name", [d.name for d in DRILLS])
 def test_drill_quick_form(lab, name):
     row = run_drill(lab, BY_NAME[name], quick=True)

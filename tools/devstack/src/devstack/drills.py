@@ -259,9 +259,69 @@ def redis_env(server: RedisServer) -> dict[str, str]:
 WORKER_FAST = {"WORKER_HEARTBEAT_SECONDS": "1"}
 
 
+def in_hand(client: redis.Redis, worker_id: str | None = None) -> int:
+    """Messages in batch lists (of one worker, or of all): taken from the queue, not yet acknowledged."""
+    pattern = f"{PROCESSING_PREFIX}{worker_id}:*" if worker_id else f"{PROCESSING_PREFIX}*"
+    return sum(client.llen(k) for k in client.scan_iter(match=pattern, count=100))
+
+
+class Backlog:
+    """Keeps the queue at least `depth` deep with votes from `voters` voters, many changing their minds.
+
+    Pushed as the vote service pushes (the same numbering script); a vote is acknowledged when
+    Redis answered. Keeps the workers busy, so that faults land while a batch is in hand.
+    """
+
+    def __init__(self, url: str, *, voters: int = 5000, depth: int = 2000, chunk: int = 500, seed: int = 0,
+                 prefix: str = "q") -> None:
+        self.client = redis.Redis.from_url(url)
+        self.voters, self.depth, self.chunk, self.prefix = voters, depth, chunk, prefix
+        self.rng = random.Random(seed)
+        self.truth: dict[str, str] = {}
+        self.uncertain: set[str] = set()
+        self.pushed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        push = enqueue_script(self.client)
+        while not self._stop.is_set():
+            try:
+                if self.client.llen(QUEUE) >= self.depth:
+                    time.sleep(0.02)
+                    continue
+            except redis.RedisError:
+                time.sleep(0.05)
+                continue
+            votes = [(f"{self.prefix}{self.rng.randrange(self.voters)}", self.rng.choice("ab"))
+                     for _ in range(self.chunk)]
+            try:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for voter, choice in votes:
+                        push(Vote(voter, choice, ts=time.time()), client=pipe)
+                    pipe.execute()
+            except redis.RedisError:
+                self.uncertain.update(v for v, _ in votes)
+                time.sleep(0.05)
+                continue
+            self.truth.update(votes)
+            self.pushed += len(votes)
+
+    def start(self) -> Backlog:
+        self._thread.start()
+        return self
+
+    def stop(self) -> Backlog:
+        self._stop.set()
+        self._thread.join(30)
+        self.client.close()
+        return self
+
+
 # --- fault drills -------------------------------------------------------------------------------
 
-def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1000, seed: int = 1) -> Row:
+def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1000, backlog_voters: int = 5000,
+                 seed: int = 1) -> Row:
     """SIGKILL a worker at random instants while voters vote; compare PostgreSQL with what was acknowledged."""
     rng = random.Random(seed)
     rs, pg = lab.redis(), lab.postgres()
@@ -273,13 +333,14 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
         extra = {**WORKER_FAST, "WORKER_ID": worker_id, "WORKER_BATCH_SIZE": "50"}
         procs.append(lab.launch(stack.worker(redis_env(rs), pg.env, extra=extra), ready=False))
     stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    backlog = Backlog(rs.url, voters=backlog_voters, seed=seed).start()
     with_batch = 0
     try:
         stream.wait_for(50)
         for k in range(kills):
-            time.sleep(rng.uniform(0.2, 1.2))
+            time.sleep(rng.uniform(0.4, 1.6))
             slot = rng.randrange(workers)
-            with_batch += client.llen(PROCESSING_PREFIX + ids[slot]) > 0
+            with_batch += in_hand(client, ids[slot]) > 0
             procs[slot].kill()
             # Half the time the pod restarts in place (same id), half a new pod replaces it.
             if rng.random() < 0.5:
@@ -288,28 +349,32 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
             procs[slot] = lab.launch(stack.worker(redis_env(rs), pg.env, extra=extra), ready=False)
     finally:
         stream.stop()
+        backlog.stop()
     problems = drain(client, 120, *procs)
-    outcome, counted, db_problems = check_db(pg.dsn, stream.truth)
+    truth = {**backlog.truth, **stream.truth}
+    outcome, counted, db_problems = check_db(pg.dsn, truth, backlog.uncertain)
     problems += db_problems
     if stream.failed:
         problems.append(f"{stream.failed} vote requests failed")
     client.close()
     return judge(
         f"worker SIGKILL x{kills}, {workers} worker{'s' if workers > 1 else ''}",
-        f"{stream.acknowledged} votes via HTTP from {voters} voters; {kills} kills ({with_batch} with a batch in hand)",
+        f"{stream.acknowledged} votes via HTTP from {voters} voters + {backlog.pushed} queued from {backlog_voters} "
+        f"voters (re-votes); {kills} kills, {with_batch} with a batch in hand",
         truth_text(outcome, counted), problems,
-        {"kills": kills, "kills_with_batch_in_hand": with_batch, "acknowledged": stream.acknowledged,
+        {"kills": kills, "kills_with_batch_in_hand": with_batch, "acknowledged": stream.acknowledged + backlog.pushed,
          "voters": outcome.expected, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "tallies": counted},
     )
 
 
 def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restarts: int = 5, voters: int = 1000,
-                   surge_votes: int = 5000, seed: int = 2) -> Row:
+                   surge_votes: int = 5000, worker_down: bool = False, seed: int = 2) -> Row:
     """Restart Redis mid-stream; prod (append-only, fsync always) must keep every acknowledged vote.
 
     mode "prod" runs Redis as overlays/prod does; "dev" as base/redis does (no persistence).
     how "sigterm" is a graceful restart (what Kubernetes does); "sigkill" a crash.
+    worker_down: the worker is stopped across each restart, so the surge is all still queued.
     """
     prod = mode == "prod"
     rs = lab.redis(appendonly=prod, fsync="always" if prod else None)
@@ -326,14 +391,18 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
         for n in range(restarts):
             stream.wait_for(stream.acknowledged + 150, timeout=60)
             # A surge of new voters just before the restart, so that some are still queued.
+            if worker_down:
+                worker.stop()
             acked, unknown = surge(client, surge_votes, f"s{n}-", rng)
             truth.update(acked)
             uncertain |= unknown
-            depth_at_restart += client.llen(QUEUE) + sum(client.llen(k) for k in client.keys(PROCESSING_PREFIX + "*"))
+            depth_at_restart += client.llen(QUEUE) + in_hand(client)
             rs.kill() if how == "sigkill" else rs.stop()
             rs.start()
             if prod:
                 set_fsync(rs, "always")
+            if worker_down:
+                worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
         stream.wait_for(stream.acknowledged + 150, timeout=60)
     finally:
         stream.stop()
@@ -343,11 +412,12 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     lost = outcome.lost + outcome.wrong
     settings = "append-only, appendfsync always (prod)" if prod else "no persistence (dev)"
     acked = stream.acknowledged + len(truth) - len(stream.truth)
-    counts = {"restarts": restarts, "acknowledged": acked, "acknowledged_http": stream.acknowledged,
+    counts = {"restarts": restarts, "worker_down": worker_down, "acknowledged": acked, "acknowledged_http": stream.acknowledged,
               "acknowledged_surge": len(truth) - len(stream.truth), "surge_unknown": len(uncertain),
               "refused_503": stream.refused,
               "failed": stream.failed, "queued_at_restarts": depth_at_restart, "voters": outcome.expected,
-              "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong, "tallies": counted}
+              "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong, "tallies": counted,
+              "lost_detail": [p for p in db_problems if "missing" in p or "older vote" in p]}
     measured = not (prod and how == "sigterm")
     if measured:
         # No promise here: report the loss; only double counting and broken tallies fail.
@@ -358,7 +428,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
         problems.append(f"{stream.failed} vote requests failed with neither 2xx nor a clear 503")
     client.close()
     return judge(
-        f"Redis {how.upper()} restart x{restarts}, {mode}",
+        f"Redis {how.upper()} restart x{restarts}, {mode}{', worker down' if worker_down else ''}",
         f"{settings}; {acked} acked ({stream.acknowledged} via HTTP, the rest in surges of {surge_votes} new voters "
         f"just before each restart), {stream.refused} refused (503); {depth_at_restart} queued at the restarts",
         f"{truth_text(outcome, counted)}; acked votes lost: {lost}",
@@ -1313,20 +1383,26 @@ class Drill:
 
 
 DRILLS = [
-    Drill("worker-kill-1", worker_kills, {"workers": 1, "kills": 50}, {"workers": 1, "kills": 6, "voters": 200}),
-    Drill("worker-kill-3", worker_kills, {"workers": 3, "kills": 50}, {"workers": 3, "kills": 6, "voters": 200}),
+    Drill("worker-kill-1", worker_kills, {"workers": 1, "kills": 50}, {"workers": 1, "kills": 5, "voters": 200}),
+    Drill("worker-kill-3", worker_kills, {"workers": 3, "kills": 50}, {"workers": 3, "kills": 5, "voters": 200}),
     Drill("redis-prod-sigterm", redis_restarts, {"mode": "prod", "how": "sigterm", "restarts": 5},
           {"mode": "prod", "how": "sigterm", "restarts": 2, "voters": 200, "surge_votes": 2000}),
     Drill("redis-prod-sigkill", redis_restarts, {"mode": "prod", "how": "sigkill", "restarts": 5},
           {"mode": "prod", "how": "sigkill", "restarts": 2, "voters": 200, "surge_votes": 2000}),
     Drill("redis-dev-sigterm", redis_restarts, {"mode": "dev", "how": "sigterm", "restarts": 5},
           {"mode": "dev", "how": "sigterm", "restarts": 2, "voters": 200, "surge_votes": 2000}),
-    Drill("postgres-outage", postgres_outage, {"outage": 30.0}, {"outage": 4.0, "voters": 200}),
+    Drill("redis-prod-worker-down", redis_restarts, {"mode": "prod", "how": "sigterm", "restarts": 3,
+                                                     "worker_down": True},
+          {"mode": "prod", "how": "sigterm", "restarts": 1, "voters": 200, "surge_votes": 2000, "worker_down": True}),
+    Drill("redis-dev-worker-down", redis_restarts, {"mode": "dev", "how": "sigterm", "restarts": 3,
+                                                    "worker_down": True},
+          {"mode": "dev", "how": "sigterm", "restarts": 1, "voters": 200, "surge_votes": 2000, "worker_down": True}),
+    Drill("postgres-outage", postgres_outage, {"outage": 30.0}, {"outage": 3.0, "voters": 200}),
     Drill("websocket-viewers", websocket_viewers, {"viewers": 500, "phase": 20.0},
-          {"viewers": 100, "phase": 4.0, "voters": 200}),
+          {"viewers": 100, "phase": 3.0, "voters": 200}),
     Drill("rollout-worker", rollout_worker, {}, {"backlog": 10_000}),
     Drill("rollout-vote", rollout_vote, {"slow": 6, "voters": 300}, {"slow": 4, "voters": 100}),
-    Drill("rollout-result", rollout_result, {"viewers": 0}, {"viewers": 0}),
+    Drill("rollout-result", rollout_result, {"viewers": 20}, {"viewers": 0}),
     Drill("rollout-result-viewers", rollout_result_viewers, {"viewers": 20}, {"viewers": 5}),
     Drill("bad-http", bad_http_input, {"requests": 3000}, {"requests": 300}),
     Drill("bad-queue", bad_queue_input, {"messages": 3000}, {"messages": 300}),
@@ -1344,7 +1420,8 @@ def run_drill(lab: Lab, drill: Drill, *, quick: bool = False, **overrides) -> Ro
     try:
         row = drill.run(lab, **kwargs)
     except Exception as exc:  # noqa: BLE001 (reported in the table)
-        row = Row(drill.name, "drill did not finish", f"{type(exc).__name__}: {exc}"[:300], ok=False,
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        row = Row(drill.name, "drill did not finish", f"{type(exc).__name__}: {first}"[:300], ok=False,
                   problems=[f"{type(exc).__name__}: {exc}"])
     finally:
         lab.cleanup()
