@@ -23,16 +23,18 @@ esac
 
 cd "$(dirname "$0")/.."
 export UV_PYTHON_DOWNLOADS=never
+# The uv that `make install` pins, else one on PATH.
+uv=${UV:-$([ -x .tools/bin/uv ] && echo .tools/bin/uv || echo uv)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 status=0
 for project in . tools/checkov; do
   out="$work/$(echo "$project" | tr './' '__')-requirements.txt"
-  uv export --frozen --project "$project" --all-groups --no-emit-workspace --no-emit-project \
+  "$uv" export --frozen --project "$project" --all-groups --no-emit-workspace --no-emit-project \
     --format requirements-txt --output-file "$out" >/dev/null
   echo "== pip-audit: $project/uv.lock ($(grep -c '^[a-z0-9]' "$out") packages)"
-  uv run --frozen --project . --group checks pip-audit --requirement "$out" --require-hashes \
+  "$uv" run --frozen --project . --group checks pip-audit --requirement "$out" --require-hashes \
     --disable-pip --strict --progress-spinner off --desc on "${dry_run[@]}" || status=1
 done
 exit "$status"

@@ -724,12 +724,12 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
     client = redis.Redis.from_url(rs.url)
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra={**WORKER_FAST, "WORKER_BATCH_SIZE": "2000"}))
     truth, _ = surge(client, backlog, "r", rng)
-    while not client.keys(PROCESSING_PREFIX + "*"):
+    while not (held := in_hand(client)):
         time.sleep(0.002)
     sigterm_at = time.monotonic()
     code = worker.stop(timeout=15)
     took = time.monotonic() - sigterm_at
-    left = sum(client.llen(k) for k in client.keys(PROCESSING_PREFIX + "*"))
+    left = in_hand(client)
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         written = conn.execute("SELECT count(*) FROM votes").fetchone()[0]
     queued = client.llen(QUEUE)
@@ -747,10 +747,11 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
     client.close()
     return judge(
         "rollout: worker SIGTERM mid-batch",
-        f"{backlog} votes queued, batches of 2000; SIGTERM while a batch was in hand; a successor drains the rest",
+        f"{backlog} votes queued, batches of 2000; SIGTERM with {held} in hand; a successor drains the rest",
         f"exit {code} after {took:.1f}s, {left} left in hand, {written} written + {queued} queued = "
         f"{written + queued}/{backlog}; {truth_text(outcome, counted)}",
-        problems, {"exit": code, "seconds": round(took, 2), "left_in_hand": left, "written": written,
+        problems, {"in_hand_at_sigterm": held, "exit": code, "seconds": round(took, 2), "left_in_hand": left,
+                   "written": written,
                    "queued": queued, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong},
     )
 
@@ -1442,13 +1443,29 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The rows of a JSON report as a Markdown table, for the README."""
+    lines = ["| drill | what it did | what it compared | verdict | s |", "| --- | --- | --- | --- | ---: |"]
+    for r in rows:
+        cells = [r["name"], r["did"], r["compared"], r["verdict"], f"{r['seconds']:.0f}"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.drills", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the small forms `make test` runs")
     parser.add_argument("--only", nargs="+", metavar="DRILL", choices=[d.name for d in DRILLS],
                         help="run only these drills")
     parser.add_argument("--out", type=Path, default=Path(".drills"), help="folder for the JSON report")
+    parser.add_argument("--markdown", type=Path, metavar="REPORT.json",
+                        help="print an earlier JSON report as a Markdown table and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        report = json.loads(args.markdown.read_text())
+        print(markdown(report["rows"]))
+        print(f"\n{len(report['rows'])} drills in {report['seconds']:.0f} s on {report['cores']} cores ({report['when']}).")
+        return 0
     chosen = [d for d in DRILLS if not args.only or d.name in args.only]
     started = time.monotonic()
     rows = []
