@@ -17,7 +17,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from wsproto.extensions import PerMessageDeflate
 
-from voting_contract.settings import SettingsError, environ
+from voting_contract.settings import load
 
 from .app import create_app
 from .settings import Settings
@@ -64,11 +64,7 @@ async def serve_until_signalled(settings: Settings) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env(environ())
-    except SettingsError as exc:
-        print(f"result: configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load(Settings, "result")
     asyncio.run(serve_until_signalled(settings))
     return 0
 

@@ -10,15 +10,16 @@ from quart import Quart, Response, g, render_template, request, websocket
 
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
+from voting_contract.web import LATENCY_BUCKETS, security_headers
 
 from .feed import TallyFeed
 from .settings import Settings
 
 LATENCY = Histogram(
     "result_request_duration_seconds", "Time to answer an HTTP request", ["method", "endpoint", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    buckets=LATENCY_BUCKETS,
 )
-CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+HEADERS = security_headers(form_action="'none'")
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -78,10 +79,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.after_request
     async def finish(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.update(HEADERS)
         endpoint = request.endpoint or "unknown"
         LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
         return response

@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
+from voting_contract.web import LATENCY_BUCKETS, security_headers
 from voting_contract.wire import OPTIONS, Vote, enqueue_script
 
 from .settings import Settings
@@ -33,10 +34,9 @@ MAX_BODY_BYTES = 4096
 VOTES_CAST = Counter("vote_votes_cast", "Votes accepted and queued", ["option"])
 LATENCY = Histogram(
     "vote_request_duration_seconds", "Time to answer a request", ["method", "endpoint", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    buckets=LATENCY_BUCKETS,
 )
-
-CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+HEADERS = security_headers(form_action="'self'")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -131,10 +131,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if g.get("new_voter") and request.endpoint in ("show", "cast"):
             response.set_cookie(VOTER_COOKIE, g.voter_id, max_age=COOKIE_MAX_AGE, httponly=True,
                                 samesite="Lax", secure=request.is_secure)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.update(HEADERS)
         if "started" in g:
             endpoint = request.endpoint or "unknown"
             LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)

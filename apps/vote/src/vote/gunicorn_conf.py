@@ -1,14 +1,11 @@
 """gunicorn settings: `gunicorn --config python:vote.gunicorn_conf "vote.app:create_app()"`."""
 
 from voting_contract.metrics import prepare_multiprocess_dir
-from voting_contract.settings import SettingsError, environ
+from voting_contract.settings import load
 
 from vote.settings import Settings
 
-try:
-    _settings = Settings.from_env(environ())
-except SettingsError as exc:
-    raise SystemExit(f"vote: configuration error: {exc}") from None
+_settings = load(Settings, "vote")
 
 # Before any worker imports prometheus_client: each worker writes its own counts there and
 # /metrics sums them, so the figures are right whichever worker answers the scrape.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from voting_contract.settings import SettingsError, environ
+from voting_contract.settings import load
 
 from . import health
 from .service import Worker
@@ -14,11 +14,7 @@ from .settings import Settings
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env(environ())
-    except SettingsError as exc:
-        print(f"worker: configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load(Settings, "worker")
     worker = Worker(settings)
     worker.install_signal_handlers()
     health.serve(settings.host, settings.metrics_port, worker.alive, worker.ready)

@@ -53,6 +53,14 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
+def load(settings_type, service: str):
+    """`settings_type.from_env` on the process environment, or exit naming the bad variable."""
+    try:
+        return settings_type.from_env(environ())
+    except SettingsError as exc:
+        raise SystemExit(f"{service}: configuration error: {exc}") from None
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     host: str
