@@ -42,7 +42,7 @@ from voting_contract.wire import DEAD_LETTER, QUEUE, Vote, decode, enqueue_scrip
 from worker.queue import PROCESSING_PREFIX
 
 from . import stack
-from .load import Comparison, VoteStream, compare, wait_drained
+from .load import VoteStream, wait_drained
 from .servers import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[4]
@@ -207,38 +207,118 @@ def expected_tallies(truth: dict[str, str]) -> dict[str, int]:
     return dict(collections.Counter(truth.values()))
 
 
-def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset()) -> tuple[Comparison, dict[str, int],
-                                                                                     list[str]]:
-    """Rows against the truth, and the trigger-kept tallies against the truth.
+@dataclass
+class Outcome:
+    """PostgreSQL against the truth, voter by voter."""
 
-    `uncertain` voters (whose only vote was neither acknowledged nor refused) are left out.
+    expected: int
+    lost: int = 0
+    extra: int = 0
+    wrong: int = 0
+    refused_counted: int = 0  # a vote answered 503 ("not recorded") that PostgreSQL holds all the same
+
+
+def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset(),
+             refused: dict[str, set[str]] | None = None) -> tuple[Outcome, dict[str, int], list[str]]:
+    """Rows against the truth, and the trigger-kept tallies against what the rows should add up to.
+
+    `uncertain` voters (whose only votes were neither acknowledged nor refused) are left out.
+    `refused` holds, per voter, the choices refused after their last acknowledged vote: a row
+    holding one of those is counted apart (refused_counted), not as an older vote winning.
     """
+    refused = refused or {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         if uncertain:
             conn.execute("DELETE FROM votes WHERE id = ANY(%s)", (list(uncertain),))
-        outcome = compare(conn, truth)
+        rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
         counted = tallies(conn)
         bad = conn.execute("SELECT count(*) FROM votes WHERE vote NOT IN ('a', 'b')").fetchone()[0]
-        rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
+    outcome = Outcome(expected=len(truth))
+    lost, wrong, extra, refused_counted = [], [], [], []
+    for voter, choice in truth.items():
+        if voter not in rows:
+            lost.append(voter)
+        elif rows[voter] != choice:
+            (refused_counted if rows[voter] in refused.get(voter, ()) else wrong).append(voter)
+    for voter, choice in rows.items():
+        if voter not in truth:
+            (refused_counted if choice in refused.get(voter, ()) else extra).append(voter)
+    outcome.lost, outcome.wrong, outcome.extra, outcome.refused_counted = (
+        len(lost), len(wrong), len(extra), len(refused_counted))
     problems = []
-    if outcome.lost:
-        sample = sorted(v for v in truth if v not in rows)[:5]
-        problems.append(f"{outcome.lost} acknowledged voters missing (e.g. {', '.join(sample)})")
-    if outcome.extra:
-        problems.append(f"{outcome.extra} rows nobody acknowledged")
-    if outcome.wrong:
-        sample = sorted(f"{v}={rows[v]}, acked {c}" for v, c in truth.items() if v in rows and rows[v] != c)[:3]
-        problems.append(f"{outcome.wrong} voters with an older vote winning (e.g. {'; '.join(sample)})")
-    if counted != expected_tallies(truth):
-        problems.append(f"tallies {counted} != truth {expected_tallies(truth)}")
+    if lost:
+        problems.append(f"{len(lost)} acknowledged voters missing (e.g. {', '.join(sorted(lost)[:5])})")
+    if extra:
+        problems.append(f"{len(extra)} rows nobody acknowledged (e.g. {', '.join(sorted(extra)[:5])})")
+    if wrong:
+        sample = [f"{v}={rows[v]}, acked {truth[v]}" for v in sorted(wrong)[:3]]
+        problems.append(f"{len(wrong)} voters with an older vote winning (e.g. {'; '.join(sample)})")
+    if counted != dict(collections.Counter(rows.values())):
+        problems.append(f"tallies {counted} != the rows' own count {dict(collections.Counter(rows.values()))}")
     if bad:
         problems.append(f"{bad} rows neither a nor b")
     return outcome, counted, problems
 
 
-def truth_text(outcome: Comparison, counted: dict[str, int]) -> str:
-    return (f"{outcome.expected} voters' last acked vote vs PostgreSQL: {outcome.lost} lost, {outcome.extra} extra, "
+def truth_text(outcome: Outcome, counted: dict[str, int]) -> str:
+    text = (f"{outcome.expected} voters' last acked vote vs PostgreSQL: {outcome.lost} lost, {outcome.extra} extra, "
             f"{outcome.wrong} older-vote-won; tallies a={counted.get('a', 0)} b={counted.get('b', 0)}")
+    if outcome.refused_counted:
+        text += f"; {outcome.refused_counted} votes refused (503) yet counted"
+    return text
+
+
+class TrackedStream(VoteStream):
+    """VoteStream that also remembers, per voter, the choices refused since their last acknowledged vote.
+
+    A 503 means the vote service could not confirm the push; if Redis ran it and only the reply
+    was lost, the vote is queued all the same. The drills count those apart instead of calling
+    them an older vote winning.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_choices: dict[str, set[str]] = {}
+
+    def _run(self, index: int) -> None:
+        rng = random.Random(self.seed * 1000 + index)
+        clients: dict[int, httpx.Client] = {}
+        mine = range(index, self.voters, self.threads)
+        try:
+            while not self._stop.is_set():
+                n = rng.choice(mine)
+                client = clients.get(n)
+                if client is None:
+                    client = clients[n] = httpx.Client(base_url=self.url, timeout=10)
+                voter_id = client.cookies.get("voter_id")
+                if voter_id in self.truth and rng.random() > self.change_rate:
+                    continue
+                choice = rng.choice("ab")
+                try:
+                    response = client.post("/", data={"vote": choice})
+                except httpx.HTTPError:
+                    with self._lock:
+                        self.failed += 1
+                        if voter_id:
+                            self.refused_choices.setdefault(voter_id, set()).add(choice)
+                    time.sleep(0.01)
+                    continue
+                voter_id = client.cookies.get("voter_id")
+                with self._lock:
+                    if 200 <= response.status_code < 300:
+                        self.acknowledged += 1
+                        self.truth[voter_id] = choice
+                        self.refused_choices.pop(voter_id, None)
+                    else:
+                        if response.status_code == 503:
+                            self.refused += 1
+                        else:
+                            self.failed += 1
+                        if voter_id:
+                            self.refused_choices.setdefault(voter_id, set()).add(choice)
+        finally:
+            for client in clients.values():
+                client.close()
 
 
 def drain(client: redis.Redis, timeout: float, *alive: stack.Service) -> list[str]:
@@ -332,7 +412,7 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
     for worker_id in ids:
         extra = {**WORKER_FAST, "WORKER_ID": worker_id, "WORKER_BATCH_SIZE": "50"}
         procs.append(lab.launch(stack.worker(redis_env(rs), pg.env, extra=extra), ready=False))
-    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
     backlog = Backlog(rs.url, voters=backlog_voters, seed=seed).start()
     with_batch = 0
     try:
@@ -352,7 +432,7 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
         backlog.stop()
     problems = drain(client, 120, *procs)
     truth = {**backlog.truth, **stream.truth}
-    outcome, counted, db_problems = check_db(pg.dsn, truth, backlog.uncertain)
+    outcome, counted, db_problems = check_db(pg.dsn, truth, backlog.uncertain, stream.refused_choices)
     problems += db_problems
     if stream.failed:
         problems.append(f"{stream.failed} vote requests failed")
@@ -364,6 +444,7 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
         truth_text(outcome, counted), problems,
         {"kills": kills, "kills_with_batch_in_hand": with_batch, "acknowledged": stream.acknowledged + backlog.pushed,
          "voters": outcome.expected, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
+         "refused_counted": outcome.refused_counted,
          "tallies": counted},
     )
 
@@ -382,7 +463,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     client = redis.Redis.from_url(rs.url)
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
-    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
     depth_at_restart = 0
     rng = random.Random(seed)
     truth: dict[str, str] = {}
@@ -408,7 +489,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
         stream.stop()
     problems = drain(client, 60, worker)
     truth.update(stream.truth)
-    outcome, counted, db_problems = check_db(pg.dsn, truth, uncertain)
+    outcome, counted, db_problems = check_db(pg.dsn, truth, uncertain, stream.refused_choices)
     lost = outcome.lost + outcome.wrong
     settings = "append-only, appendfsync always (prod)" if prod else "no persistence (dev)"
     acked = stream.acknowledged + len(truth) - len(stream.truth)
@@ -416,12 +497,13 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
               "acknowledged_surge": len(truth) - len(stream.truth), "surge_unknown": len(uncertain),
               "refused_503": stream.refused,
               "failed": stream.failed, "queued_at_restarts": depth_at_restart, "voters": outcome.expected,
-              "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong, "tallies": counted,
+              "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
+         "refused_counted": outcome.refused_counted, "tallies": counted,
               "lost_detail": [p for p in db_problems if "missing" in p or "older vote" in p]}
     measured = not (prod and how == "sigterm")
     if measured:
         # No promise here: report the loss; only double counting and broken tallies fail.
-        problems += [p for p in db_problems if "missing" not in p and "older vote" not in p and "tallies" not in p]
+        problems += [p for p in db_problems if "missing" not in p and "older vote" not in p]
     else:
         problems += db_problems
     if stream.failed:
@@ -443,7 +525,7 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
     result = lab.launch(stack.result(pg.env, extra={"RESULT_RECHECK_SECONDS": "2"}))
-    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
     problems: list[str] = []
     peak = 0
     said_reconnecting = False
@@ -466,7 +548,7 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
     finally:
         stream.stop()
     problems += drain(client, 120, worker)
-    outcome, counted, db_problems = check_db(pg.dsn, stream.truth)
+    outcome, counted, db_problems = check_db(pg.dsn, stream.truth, refused=stream.refused_choices)
     problems += db_problems
     want = expected_tallies(stream.truth)
     shown: dict = {}
@@ -497,7 +579,8 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
         problems,
         {"outage_seconds": outage, "acked_during_outage": acked_during, "queue_peak": peak,
          "said_reconnecting": said_reconnecting, "acknowledged": stream.acknowledged, "voters": outcome.expected,
-         "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong, "tallies": counted},
+         "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
+         "refused_counted": outcome.refused_counted, "tallies": counted},
     )
 
 
@@ -570,7 +653,7 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
     recheck = 5.0
     result = lab.launch(stack.result(pg.env, extra={"HTTP_WORKERS": "1", "RESULT_RECHECK_SECONDS": str(recheck)}))
     ws_url = f"ws://127.0.0.1:{result.port}/ws"
-    stream = VoteStream(vote.url, voters=voters, threads=2, seed=seed).start()
+    stream = TrackedStream(vote.url, voters=voters, threads=2, seed=seed).start()
     phases = []
     crowd = Viewers(ws_url, viewers)
     one = Viewers(ws_url, 1)
@@ -587,6 +670,7 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
             seconds = t1 - t0
             phases.append({"viewers": crowd_size, "seconds": round(seconds, 1), "reads": q1 - q0,
                            "reads_per_s": round((q1 - q0) / seconds, 2), "batches": b1 - b0,
+                           "reads_per_batch": round((q1 - q0) / max(b1 - b0, 1), 2),
                            "votes_per_s": round((v1 - v0) / seconds, 1)})
             # Reads follow tally changes (at most one per committed batch) and the periodic recheck,
             # whatever the number of viewers; a read per viewer would be hundreds per change.
@@ -596,7 +680,7 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
     finally:
         stream.stop()
     problems += drain(client, 60, worker)
-    outcome, counted, db_problems = check_db(pg.dsn, stream.truth)
+    outcome, counted, db_problems = check_db(pg.dsn, stream.truth, refused=stream.refused_choices)
     problems += db_problems
     want = expected_tallies(stream.truth)
 
@@ -620,8 +704,9 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
         f"{viewers} websocket viewers",
         f"{phase:g}s with 1 viewer then {phase:g}s with {viewers}, votes flowing "
         f"({base.get('votes_per_s')}/s, {many.get('votes_per_s')}/s)",
-        f"DB reads/s {base.get('reads_per_s')} -> {many.get('reads_per_s')} ({many.get('reads', 0):g} reads, "
-        f"{many.get('batches', 0):g} batches); {saw_final}/{viewers} viewers saw final totals a={want.get('a', 0)} "
+        f"DB reads/s {base.get('reads_per_s')} -> {many.get('reads_per_s')}, per committed batch "
+        f"{base.get('reads_per_batch')} -> {many.get('reads_per_batch')} (1 -> {viewers} viewers); "
+        f"{saw_final}/{viewers} viewers saw final totals a={want.get('a', 0)} "
         f"b={want.get('b', 0)}; {truth_text(outcome, counted)}",
         problems,
         {"viewers": viewers, "connected": connected, "saw_final": saw_final, "phases": phases,
@@ -752,7 +837,8 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
         f"{written + queued}/{backlog}; {truth_text(outcome, counted)}",
         problems, {"in_hand_at_sigterm": held, "exit": code, "seconds": round(took, 2), "left_in_hand": left,
                    "written": written,
-                   "queued": queued, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong},
+                   "queued": queued, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
+         "refused_counted": outcome.refused_counted},
     )
 
 
@@ -763,7 +849,7 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
     client = redis.Redis.from_url(rs.url)
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
-    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
     truth: dict[str, str] = {}
     try:
         stream.wait_for(100)
@@ -791,7 +877,7 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
             truth[voter_id] = choice
     truth.update(stream.truth)
     problems = drain(client, 60, worker)
-    outcome, counted, db_problems = check_db(pg.dsn, truth)
+    outcome, counted, db_problems = check_db(pg.dsn, truth, refused=stream.refused_choices)
     problems += db_problems
     if in_flight_ok != slow:
         problems.append(f"only {in_flight_ok} of {slow} requests in flight at SIGTERM got a 2xx: {answered}")
@@ -808,7 +894,8 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
         f"{truth_text(outcome, counted)}",
         problems, {"in_flight": slow, "in_flight_2xx": in_flight_ok, "exit": code, "seconds": round(took, 2),
                    "acked_after_sigterm": acked_after, "refused_after_sigterm": refused_after,
-                   "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong},
+                   "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
+         "refused_counted": outcome.refused_counted},
     )
 
 
@@ -1213,7 +1300,6 @@ def _selects(selector: dict, labels: dict) -> bool:
 def exposure_problems(objects: list[dict]) -> list[str]:
     """Only vote and result face the outside; nothing runs as root."""
     problems = []
-    namespace = next((o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"), None)
     for svc in (o for o in objects if o["kind"] == "Service"):
         name, spec = svc["metadata"]["name"], svc["spec"]
         if spec.get("type", "ClusterIP") != "ClusterIP" or spec.get("externalIPs") or spec.get("externalName"):
@@ -1252,7 +1338,6 @@ def exposure_problems(objects: list[dict]) -> list[str]:
                         if names != {"keda"} or any("podSelector" not in p and "namespaceSelector" not in p
                                                     for p in peers or [{}]):
                             problems.append(f"NetworkPolicy/{policy['metadata']['name']}: redis open beyond KEDA")
-    del namespace
     for obj, template in _pods(objects):
         spec = template["spec"]
         pod_sc = spec.get("securityContext") or {}
