@@ -39,6 +39,14 @@ LATENCY = Histogram(
 HEADERS = security_headers(form_action="'self'")
 
 
+def never_sent(exc: redis.RedisError) -> bool:
+    """Whether the command failed before reaching Redis (no connection), so nothing was queued.
+
+    redis-py says so only in the message of the errors raised while connecting.
+    """
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and "connecting to" in str(exc)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; tests pass their own settings, servers read the environment."""
     settings = settings or Settings.from_env(environ())
@@ -47,7 +55,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     client = redis.Redis(
         host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
-        socket_connect_timeout=0.5, socket_timeout=1.0, retry=Retry(NoBackoff(), 1),
+        # No automatic retry: a retried vote whose first reply was lost could be queued twice,
+        # and the voter could be told "not recorded" about a vote that was.
+        socket_connect_timeout=0.5, socket_timeout=1.0, retry=Retry(NoBackoff(), 0),
     )
     push = enqueue_script(client)
     hostname = socket.gethostname()
@@ -73,8 +83,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
         except redis.RedisError as exc:
-            log.warning("vote not queued, redis unavailable: %s", exc)
-            return error_page(503, "Your vote was not recorded: the ballot box is unavailable. Please try again.")
+            if never_sent(exc):
+                log.warning("vote not queued, redis unreachable: %s", exc)
+                return error_page(503, "Your vote was not recorded: the ballot box is unavailable. "
+                                       "Please try again.")
+            log.warning("vote may or may not be queued, redis failed mid-request: %s", exc)
+            return error_page(503, "We could not confirm your vote: the ballot box stopped answering. "
+                                   "Please vote again; only your latest vote counts.")
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, notice=f"Your vote for {settings.options.label(choice)} is in.")
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
