@@ -1376,13 +1376,25 @@ def prod_exposure(lab: Lab | None = None) -> Row:
 SCAN_EXCLUDE = r"(^|/)(\.venv|\.git|\.data|\.drills|\.bench|\.hypothesis|node_modules)/|(^|/)uv\.lock$|^\.secrets\.baseline$"
 
 
+# Never walked when git cannot list the files (a copy without .git): ignored or generated folders.
+NOT_SOURCE = {".git", ".venv", ".tools", ".data", ".drills", ".bench", ".hypothesis", ".pytest_cache", "__pycache__",
+              ".terraform", "node_modules"}
+
+
 def tracked_files(repo: Path = REPO) -> list[str]:
     """Files git tracks or would track (untracked but not ignored), minus the excluded ones."""
     done = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=repo, capture_output=True, text=True,
-        check=True,
-    )
-    return [f for f in done.stdout.splitlines() if f and not re.search(SCAN_EXCLUDE, f) and (repo / f).is_file()]
+        check=False,
+    ) if shutil.which("git") else None
+    if done is not None and done.returncode == 0:
+        names = done.stdout.splitlines()
+    else:
+        names = []
+        for folder, dirs, files in os.walk(repo):
+            dirs[:] = sorted(d for d in dirs if d not in NOT_SOURCE)
+            names += [str((Path(folder) / f).relative_to(repo)) for f in sorted(files)]
+    return [f for f in names if f and not re.search(SCAN_EXCLUDE, f) and (repo / f).is_file()]
 
 
 def scan_secrets(repo: Path = REPO, files: list[str] | None = None) -> dict[str, set[str]]:
