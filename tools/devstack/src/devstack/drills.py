@@ -215,7 +215,7 @@ class Outcome:
     lost: int = 0
     extra: int = 0
     wrong: int = 0
-    refused_counted: int = 0  # a vote answered 503 ("not recorded") that PostgreSQL holds all the same
+    refused_counted: int = 0  # a vote answered 503 "could not confirm" that PostgreSQL holds
 
 
 def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset(),
@@ -223,8 +223,8 @@ def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset(),
     """Rows against the truth, and the trigger-kept tallies against what the rows should add up to.
 
     `uncertain` voters (whose only votes were neither acknowledged nor refused) are left out.
-    `refused` holds, per voter, the choices refused after their last acknowledged vote: a row
-    holding one of those is counted apart (refused_counted), not as an older vote winning.
+    `refused` holds, per voter, the choices left unconfirmed after their last acknowledged vote:
+    a row holding one of those is counted apart (refused_counted), not as an older vote winning.
     """
     refused = refused or {}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -264,21 +264,23 @@ def truth_text(outcome: Outcome, counted: dict[str, int]) -> str:
     text = (f"{outcome.expected} voters' last acked vote vs PostgreSQL: {outcome.lost} lost, {outcome.extra} extra, "
             f"{outcome.wrong} older-vote-won; tallies a={counted.get('a', 0)} b={counted.get('b', 0)}")
     if outcome.refused_counted:
-        text += f"; {outcome.refused_counted} votes refused (503) yet counted"
+        text += f"; {outcome.refused_counted} unconfirmed votes (503 'could not confirm') counted"
     return text
 
 
 class TrackedStream(VoteStream):
-    """VoteStream that also remembers, per voter, the choices refused since their last acknowledged vote.
+    """VoteStream that also remembers, per voter, the choices left unconfirmed since their last acknowledged vote.
 
-    A 503 means the vote service could not confirm the push; if Redis ran it and only the reply
-    was lost, the vote is queued all the same. The drills count those apart instead of calling
-    them an older vote winning.
+    The vote service answers 503 "not recorded" when Redis was never reached (nothing queued,
+    so such a vote must never count), and 503 "could not confirm" when Redis failed mid-request
+    (it may have run the push, so the vote may count). The drills count the second kind apart
+    instead of calling it an older vote winning; the first kind stays out of the truth.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.refused_choices: dict[str, set[str]] = {}
+        self.unconfirmed = 0
 
     def _run(self, index: int) -> None:
         rng = random.Random(self.seed * 1000 + index)
@@ -314,7 +316,8 @@ class TrackedStream(VoteStream):
                             self.refused += 1
                         else:
                             self.failed += 1
-                        if voter_id:
+                        if voter_id and "not recorded" not in response.text:
+                            self.unconfirmed += 1
                             self.refused_choices.setdefault(voter_id, set()).add(choice)
         finally:
             for client in clients.values():
@@ -495,7 +498,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     acked = stream.acknowledged + len(truth) - len(stream.truth)
     counts = {"restarts": restarts, "worker_down": worker_down, "acknowledged": acked, "acknowledged_http": stream.acknowledged,
               "acknowledged_surge": len(truth) - len(stream.truth), "surge_unknown": len(uncertain),
-              "refused_503": stream.refused,
+              "refused_503": stream.refused, "unconfirmed_503": stream.unconfirmed,
               "failed": stream.failed, "queued_at_restarts": depth_at_restart, "voters": outcome.expected,
               "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "refused_counted": outcome.refused_counted, "tallies": counted,
@@ -512,7 +515,8 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     return judge(
         f"Redis {how.upper()} restart x{restarts}, {mode}{', worker down' if worker_down else ''}",
         f"{settings}; {acked} acked ({stream.acknowledged} via HTTP, the rest in surges of {surge_votes} new voters "
-        f"just before each restart), {stream.refused} refused (503); {depth_at_restart} queued at the restarts",
+        f"just before each restart), {stream.refused} refused (503, {stream.unconfirmed} 'could not confirm'); "
+        f"{depth_at_restart} queued at the restarts",
         f"{truth_text(outcome, counted)}; acked votes lost: {lost}",
         problems, counts, measured=measured,
     )
@@ -1293,8 +1297,9 @@ def _pods(objects: list[dict]) -> Iterator[tuple[dict, dict]]:
 
 
 def _selects(selector: dict, labels: dict) -> bool:
-    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and not selector.get(
-        "matchExpressions")
+    # matchExpressions are ignored: a policy is taken to select at least what its matchLabels
+    # select, which can only make this check report more openings, never fewer.
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
 def exposure_problems(objects: list[dict]) -> list[str]:
