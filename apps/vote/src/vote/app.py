@@ -63,11 +63,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     hostname = socket.gethostname()
     app.extensions["redis"] = client
 
-    def ballot(choice: str | None, status: int = 200, notice: str | None = None) -> Response:
-        page = render_template(
-            "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
-        )
-        return Response(page, status=status, mimetype="text/html")
+    # A ballot page depends only on the voter's choice: there are three of them, rendered once.
+    pages: dict[str | None, str] = {}
+
+    def ballot(choice: str | None, *, just_cast: bool = False) -> Response:
+        key = f"{choice}:cast" if just_cast else choice
+        if key not in pages:
+            notice = f"Your vote for {settings.options.label(choice)} is in." if just_cast else None
+            pages[key] = render_template(
+                "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
+            )
+        return Response(pages[key], mimetype="text/html")
 
     @app.get("/")
     def show():
@@ -91,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return error_page(503, "We could not confirm your vote: the ballot box stopped answering. "
                                    "Please vote again; only your latest vote counts.")
         VOTES_CAST.labels(choice).inc()
-        response = ballot(choice, notice=f"Your vote for {settings.options.label(choice)} is in.")
+        response = ballot(choice, just_cast=True)
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
                             secure=request.is_secure, httponly=True)
         return response

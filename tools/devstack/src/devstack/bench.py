@@ -233,12 +233,17 @@ def bench_vote(r: RedisServer, sizes: Sizes, logs: Path, tmp: Path) -> tuple[lis
     # One gunicorn process per pod, as the manifests run it (the CPU limit is half a core).
     vote = stack.vote(stack.redis_env(r.port), workers=1, log_path=logs / "bench-vote.log").start().wait_ready()
     client = redis.Redis.from_url(r.url)
-    posts, gets = [], []
+    posts, gets, relaxed = [], [], []
     try:
         with MemoryWatch(vote) as memory:
             for _ in range(sizes.http_repeats):
                 gets.append(wrk(vote.url + "/healthz", sizes.http_seconds, 32))
                 posts.append(wrk(vote.url + "/", sizes.http_seconds, 32, script))
+                # The same with Redis syncing its append-only file once a second instead of
+                # before every reply: what prod's stricter setting costs, side by side.
+                client.config_set("appendfsync", "everysec")
+                relaxed.append(wrk(vote.url + "/", sizes.http_seconds, 32, script))
+                client.config_set("appendfsync", "always")
                 client.delete(QUEUE)  # no worker here: keep the queue from growing across repeats
         peak = memory.peak
     finally:
@@ -247,11 +252,14 @@ def bench_vote(r: RedisServer, sizes: Sizes, logs: Path, tmp: Path) -> tuple[lis
     get_rps = statistics.median(g["rps"] for g in gets)
     p50 = statistics.median(p["p50"] for p in posts)
     p99 = statistics.median(p["p99"] for p in posts)
-    failed = sum(p["non2xx"] for p in posts)
+    failed = sum(p["non2xx"] for p in posts + relaxed)
+    relaxed_rps = statistics.median(p["rps"] for p in relaxed)
     return [
         Figure(2, "Vote POST / throughput", post_rps, "req/s", get_rps, "GET /healthz, same app",
                goal="≥ 80% of the limit", met=post_rps >= 0.8 * get_rps and failed == 0,
-               detail={"post": posts, "healthz": gets, "connections": 32}),
+               detail={"post": posts, "healthz": gets, "connections": 32, "redis_appendfsync": "always"}),
+        Figure(2, "Vote POST /, Redis fsync each second", relaxed_rps, "req/s", get_rps, "GET /healthz, same app",
+               detail={"post": relaxed, "redis_appendfsync": "everysec"}),
         Figure(2, "Vote POST / latency p50", p50 * 1000, "ms", statistics.median(g["p50"] for g in gets) * 1000,
                "GET /healthz p50"),
         Figure(2, "Vote POST / latency p99", p99 * 1000, "ms", statistics.median(g["p99"] for g in gets) * 1000,
