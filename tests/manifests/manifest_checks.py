@@ -19,6 +19,17 @@ OUR_UID_MIN = 10000
 SEED_REQUESTS = {"vote": (50, 64), "redis": (50, 64), "result": (50, 64), "worker": (100, 128), "db": (100, 128)}
 # How long each service may take to drain after SIGTERM (runtime interface).
 DRAIN_SECONDS = {"vote": 20, "result": 20, "worker": 10}
+
+
+def prestop_sleep(container: dict) -> int:
+    """Seconds a container's preStop hook sleeps (exec sleep N, or the sleep action)."""
+    pre = (container.get("lifecycle") or {}).get("preStop") or {}
+    if "sleep" in pre:
+        return int(pre["sleep"]["seconds"])
+    command = (pre.get("exec") or {}).get("command") or []
+    return int(command[1]) if command[:1] == ["sleep"] and len(command) == 2 else 0
+
+
 # Pod Security "restricted" allows only these volume types.
 RESTRICTED_VOLUME_TYPES = {
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
@@ -208,8 +219,11 @@ def pod_problems(objects: list[dict]) -> list[str]:
             problems.append(f"{ref(obj)}: automountServiceAccountToken is not false")
         if component in DRAIN_SECONDS:
             grace = spec.get("terminationGracePeriodSeconds", 30)
-            if grace <= DRAIN_SECONDS[component]:
-                problems.append(f"{ref(obj)}: terminationGracePeriodSeconds {grace} <= drain {DRAIN_SECONDS[component]}s")
+            # A preStop sleep runs before SIGTERM and counts against the same grace period.
+            pause = max((prestop_sleep(c) for c in containers(spec)), default=0)
+            if grace <= DRAIN_SECONDS[component] + pause:
+                problems.append(f"{ref(obj)}: terminationGracePeriodSeconds {grace} <= preStop {pause}s + "
+                                f"drain {DRAIN_SECONDS[component]}s")
         pod_sc = spec.get("securityContext") or {}
         for c in containers(spec):
             where = f"{ref(obj)} container {c['name']}"
