@@ -268,62 +268,6 @@ def truth_text(outcome: Outcome, counted: dict[str, int]) -> str:
     return text
 
 
-class TrackedStream(VoteStream):
-    """VoteStream that also remembers, per voter, the choices left unconfirmed since their last acknowledged vote.
-
-    The vote service answers 503 "not recorded" when Redis was never reached (nothing queued,
-    so such a vote must never count), and 503 "could not confirm" when Redis failed mid-request
-    (it may have run the push, so the vote may count). The drills count the second kind apart
-    instead of calling it an older vote winning; the first kind stays out of the truth.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.refused_choices: dict[str, set[str]] = {}
-        self.unconfirmed = 0
-
-    def _run(self, index: int) -> None:
-        rng = random.Random(self.seed * 1000 + index)
-        clients: dict[int, httpx.Client] = {}
-        mine = range(index, self.voters, self.threads)
-        try:
-            while not self._stop.is_set():
-                n = rng.choice(mine)
-                client = clients.get(n)
-                if client is None:
-                    client = clients[n] = httpx.Client(base_url=self.url, timeout=10)
-                voter_id = client.cookies.get("voter_id")
-                if voter_id in self.truth and rng.random() > self.change_rate:
-                    continue
-                choice = rng.choice("ab")
-                try:
-                    response = client.post("/", data={"vote": choice})
-                except httpx.HTTPError:
-                    with self._lock:
-                        self.failed += 1
-                        if voter_id:
-                            self.refused_choices.setdefault(voter_id, set()).add(choice)
-                    time.sleep(0.01)
-                    continue
-                voter_id = client.cookies.get("voter_id")
-                with self._lock:
-                    if 200 <= response.status_code < 300:
-                        self.acknowledged += 1
-                        self.truth[voter_id] = choice
-                        self.refused_choices.pop(voter_id, None)
-                    else:
-                        if response.status_code == 503:
-                            self.refused += 1
-                        else:
-                            self.failed += 1
-                        if voter_id and "not recorded" not in response.text:
-                            self.unconfirmed += 1
-                            self.refused_choices.setdefault(voter_id, set()).add(choice)
-        finally:
-            for client in clients.values():
-                client.close()
-
-
 def drain(client: redis.Redis, timeout: float, *alive: stack.Service) -> list[str]:
     """Wait for the queue to empty; a problem if it does not or a worker died meanwhile."""
     try:
@@ -415,7 +359,7 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
     for worker_id in ids:
         extra = {**WORKER_FAST, "WORKER_ID": worker_id, "WORKER_BATCH_SIZE": "50"}
         procs.append(lab.launch(stack.worker(redis_env(rs), pg.env, extra=extra), ready=False))
-    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
     backlog = Backlog(rs.url, voters=backlog_voters, seed=seed).start()
     with_batch = 0
     try:
@@ -466,7 +410,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     client = redis.Redis.from_url(rs.url)
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
-    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
     depth_at_restart = 0
     rng = random.Random(seed)
     truth: dict[str, str] = {}
@@ -529,7 +473,7 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
     result = lab.launch(stack.result(pg.env, extra={"RESULT_RECHECK_SECONDS": "2"}))
-    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
     problems: list[str] = []
     peak = 0
     said_reconnecting = False
@@ -657,7 +601,7 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
     recheck = 5.0
     result = lab.launch(stack.result(pg.env, extra={"HTTP_WORKERS": "1", "RESULT_RECHECK_SECONDS": str(recheck)}))
     ws_url = f"ws://127.0.0.1:{result.port}/ws"
-    stream = TrackedStream(vote.url, voters=voters, threads=2, seed=seed).start()
+    stream = VoteStream(vote.url, voters=voters, threads=2, seed=seed).start()
     phases = []
     crowd = Viewers(ws_url, viewers)
     one = Viewers(ws_url, 1)
@@ -853,7 +797,7 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
     client = redis.Redis.from_url(rs.url)
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
-    stream = TrackedStream(vote.url, voters=voters, threads=3, seed=seed).start()
+    stream = VoteStream(vote.url, voters=voters, threads=3, seed=seed).start()
     truth: dict[str, str] = {}
     try:
         stream.wait_for(100)

@@ -76,8 +76,11 @@ def compare(conn: psycopg.Connection, truth: dict[str, str]) -> Comparison:
 class VoteStream:
     """Browsers voting through the vote service: many voters, some changing their minds.
 
-    Records, per voter, the last choice the service acknowledged with a 2xx; a refused vote
-    (503) is not expected to count. Runs in threads until stop().
+    Records, per voter, the last choice the service acknowledged with a 2xx; a vote refused
+    with "not recorded" must not count. Choices answered otherwise since a voter's last
+    acknowledged vote (503 "could not confirm", a cut connection) may have been queued: they
+    are kept in `refused_choices` so a comparison can tell them from an older vote winning.
+    Runs in threads until stop().
     """
 
     url: str
@@ -89,6 +92,8 @@ class VoteStream:
     acknowledged: int = 0
     refused: int = 0
     failed: int = 0
+    unconfirmed: int = 0
+    refused_choices: dict[str, set[str]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -112,16 +117,26 @@ class VoteStream:
                 except httpx.HTTPError:
                     with self._lock:
                         self.failed += 1
+                        if voter_id:
+                            self.refused_choices.setdefault(voter_id, set()).add(choice)
                     time.sleep(0.01)
                     continue
+                voter_id = client.cookies.get("voter_id")
                 with self._lock:
                     if 200 <= response.status_code < 300:
                         self.acknowledged += 1
-                        self.truth[client.cookies["voter_id"]] = choice
-                    elif response.status_code == 503:
+                        self.truth[voter_id] = choice
+                        self.refused_choices.pop(voter_id, None)
+                        continue
+                    if response.status_code == 503:
                         self.refused += 1
                     else:
                         self.failed += 1
+                    # "not recorded" means Redis was never reached: that vote must never count.
+                    # Anything else may have been queued, so it is remembered apart.
+                    if voter_id and "not recorded" not in response.text:
+                        self.unconfirmed += 1
+                        self.refused_choices.setdefault(voter_id, set()).add(choice)
         finally:
             for client in clients.values():
                 client.close()
