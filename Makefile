@@ -26,7 +26,9 @@ install: $(UV) ## Create .venv (and checkov's own) from the lock files
 	$(UV) sync --frozen --project tools/checkov
 
 up: install ## Run Redis, PostgreSQL, vote, worker and result locally
-	$(RUN) voting-up
+	@# Straight from .venv, not through `uv run`: a second Ctrl-C relayed by make
+	@# would make uv kill the runner before it has stopped the servers.
+	.venv/bin/voting-up
 
 test: install ## Every test that runs here: units, integration, browser, manifests, delivery
 	$(RUN) pytest

@@ -20,6 +20,15 @@ from . import stack
 from .servers import PostgresServer, RedisServer
 
 
+def stop_with_parent() -> None:
+    """Get SIGTERM when the parent (make) dies, so `kill <make>` also stops everything (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def main() -> int:
     env = os.environ
     try:
@@ -40,6 +49,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    stop_with_parent()
 
     with contextlib.ExitStack() as cleanup:
         if env.get("REDIS_HOST"):
