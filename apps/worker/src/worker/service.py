@@ -55,6 +55,7 @@ class Worker:
         self.redis_ok = False
         self.postgres_ok = False
         self._next_reclaim = 0.0
+        self._unsettled = True  # a previous life may have left batches in Redis
         # One writer thread: PostgreSQL works on batch n while this thread reads batch n+1.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-writer")
         self.in_flight: tuple[Future, str, Plan, int] | None = None
@@ -170,27 +171,22 @@ class Worker:
             if self._write(plan):
                 self._acknowledge(key, plan, len(items))
 
+    def _turn(self) -> None:
+        """One step; first, after a start or a Redis error, finish what Redis still holds of ours."""
+        if self._unsettled:
+            self.recover()
+        # Cleared only when the step completes: a batch may be taken whose reply never came.
+        self._unsettled = True
+        self.step()
+        self._unsettled = False
+
     def run(self) -> int:
         log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d", self.settings.worker_id,
                  self.settings.redis.host, self.settings.redis.port, self.settings.postgres.host,
                  self.settings.postgres.port, self.settings.batch_size)
         self._retry("postgres", self.store.ping, (psycopg.OperationalError,))
-        backoff = Backoff()
-        recovered = False
         while not self.stop.is_set():
-            try:
-                if not recovered:
-                    self.recover()
-                    recovered = True
-                self.step()
-                backoff.reset()
-            except redis.RedisError as exc:
-                self.redis_ok = False
-                recovered = False  # a batch may have been taken whose reply never came
-                metrics.RETRIES.labels("redis").inc()
-                delay = backoff.delay()
-                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
-                self.stop.wait(delay)
+            self._retry("redis", self._turn, (redis.RedisError,))
         if self.in_flight:
             self._settle()
         self.writer.shutdown()
