@@ -42,7 +42,7 @@ from voting_contract.wire import DEAD_LETTER, QUEUE, Vote, decode, enqueue_scrip
 from worker.queue import PROCESSING_PREFIX
 
 from . import stack
-from .load import VoteStream, wait_drained
+from .load import Comparison, VoteStream, classify, counts, wait_drained
 from .servers import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[4]
@@ -207,44 +207,23 @@ def expected_tallies(truth: dict[str, str]) -> dict[str, int]:
     return dict(collections.Counter(truth.values()))
 
 
-@dataclass
-class Outcome:
-    """PostgreSQL against the truth, voter by voter."""
-
-    expected: int
-    lost: int = 0
-    extra: int = 0
-    wrong: int = 0
-    refused_counted: int = 0  # a vote answered 503 "could not confirm" that PostgreSQL holds
-
-
 def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset(),
-             refused: dict[str, set[str]] | None = None) -> tuple[Outcome, dict[str, int], list[str]]:
+             refused: dict[str, set[str]] | None = None) -> tuple[Comparison, dict[str, int], list[str]]:
     """Rows against the truth, and the trigger-kept tallies against what the rows should add up to.
 
     `uncertain` voters (whose only votes were neither acknowledged nor refused) are left out.
     `refused` holds, per voter, the choices left unconfirmed after their last acknowledged vote:
     a row holding one of those is counted apart (refused_counted), not as an older vote winning.
     """
-    refused = refused or {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         if uncertain:
             conn.execute("DELETE FROM votes WHERE id = ANY(%s)", (list(uncertain),))
         rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
         counted = tallies(conn)
         bad = conn.execute("SELECT count(*) FROM votes WHERE vote NOT IN ('a', 'b')").fetchone()[0]
-    outcome = Outcome(expected=len(truth))
-    lost, wrong, extra, refused_counted = [], [], [], []
-    for voter, choice in truth.items():
-        if voter not in rows:
-            lost.append(voter)
-        elif rows[voter] != choice:
-            (refused_counted if rows[voter] in refused.get(voter, ()) else wrong).append(voter)
-    for voter, choice in rows.items():
-        if voter not in truth:
-            (refused_counted if choice in refused.get(voter, ()) else extra).append(voter)
-    outcome.lost, outcome.wrong, outcome.extra, outcome.refused_counted = (
-        len(lost), len(wrong), len(extra), len(refused_counted))
+    verdicts = classify(rows, truth, refused)
+    outcome = counts(verdicts, len(truth))
+    lost, extra, wrong = verdicts["lost"], verdicts["extra"], verdicts["wrong"]
     problems = []
     if lost:
         problems.append(f"{len(lost)} acknowledged voters missing (e.g. {', '.join(sorted(lost)[:5])})")
@@ -260,7 +239,7 @@ def check_db(dsn: str, truth: dict[str, str], uncertain: set[str] = frozenset(),
     return outcome, counted, problems
 
 
-def truth_text(outcome: Outcome, counted: dict[str, int]) -> str:
+def truth_text(outcome: Comparison, counted: dict[str, int]) -> str:
     text = (f"{outcome.expected} voters' last acked vote vs PostgreSQL: {outcome.lost} lost, {outcome.extra} extra, "
             f"{outcome.wrong} older-vote-won; tallies a={counted.get('a', 0)} b={counted.get('b', 0)}")
     if outcome.refused_counted:

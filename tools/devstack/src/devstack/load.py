@@ -53,6 +53,7 @@ class Comparison:
     lost: int
     extra: int
     wrong: int
+    refused_counted: int = 0  # rows holding a vote answered 503 "could not confirm"
 
     @property
     def ok(self) -> bool:
@@ -62,14 +63,35 @@ class Comparison:
         return f"{self.expected} voters expected: {self.lost} lost, {self.extra} extra, {self.wrong} with an older vote"
 
 
-def compare(conn: psycopg.Connection, truth: dict[str, str]) -> Comparison:
+def classify(rows: dict[str, str], truth: dict[str, str],
+             refused: dict[str, set[str]] | None = None) -> dict[str, list[str]]:
+    """Voter ids by verdict: lost, extra, wrong (an older vote won) and refused_counted.
+
+    `refused` holds, per voter, choices left unconfirmed since their last acknowledged vote: a
+    row holding one of those is counted apart, not as an older vote winning or an extra row.
+    """
+    refused = refused or {}
+    verdicts: dict[str, list[str]] = {"lost": [], "extra": [], "wrong": [], "refused_counted": []}
+    for voter, choice in truth.items():
+        if voter not in rows:
+            verdicts["lost"].append(voter)
+        elif rows[voter] != choice:
+            verdicts["refused_counted" if rows[voter] in refused.get(voter, ()) else "wrong"].append(voter)
+    for voter, choice in rows.items():
+        if voter not in truth:
+            verdicts["refused_counted" if choice in refused.get(voter, ()) else "extra"].append(voter)
+    return verdicts
+
+
+def counts(verdicts: dict[str, list[str]], expected: int) -> Comparison:
+    return Comparison(expected, len(verdicts["lost"]), len(verdicts["extra"]), len(verdicts["wrong"]),
+                      len(verdicts["refused_counted"]))
+
+
+def compare(conn: psycopg.Connection, truth: dict[str, str],
+            refused: dict[str, set[str]] | None = None) -> Comparison:
     rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
-    return Comparison(
-        expected=len(truth),
-        lost=sum(1 for v in truth if v not in rows),
-        extra=sum(1 for v in rows if v not in truth),
-        wrong=sum(1 for v, choice in truth.items() if v in rows and rows[v] != choice),
-    )
+    return counts(classify(rows, truth, refused), len(truth))
 
 
 @dataclass
