@@ -61,7 +61,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     push = enqueue_script(client)
     hostname = socket.gethostname()
-    app.extensions["redis"] = client
 
     # A ballot page depends only on the voter's choice: there are three of them, rendered once.
     pages: dict[str | None, str] = {}
