@@ -217,6 +217,9 @@ def pod_problems(objects: list[dict]) -> list[str]:
             problems.append(f"{ref(obj)}: ServiceAccount {account} automounts its token")
         if spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{ref(obj)}: automountServiceAccountToken is not false")
+        if spec.get("enableServiceLinks") is not False:
+            # Otherwise the kubelet injects REDIS_PORT=tcp://... and friends for every Service.
+            problems.append(f"{ref(obj)}: enableServiceLinks is not false")
         if component in DRAIN_SECONDS:
             grace = spec.get("terminationGracePeriodSeconds", 30)
             # A preStop sleep runs before SIGTERM and counts against the same grace period.

@@ -81,6 +81,10 @@ def _automount_token(objs):
     _workload(objs, "worker")["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
 
 
+def _service_links(objs):
+    del _workload(objs, "vote")["spec"]["template"]["spec"]["enableServiceLinks"]
+
+
 def _short_grace(objs):
     _workload(objs, "vote")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
 
@@ -140,6 +144,7 @@ BREAKAGES = [
     (_root_uid, "limits, probes, restricted security context", "UID 0"),
     (_low_uid_for_our_image, "limits, probes, restricted security context", "fixed UID"),
     (_automount_token, "limits, probes, restricted security context", "automountServiceAccountToken"),
+    (_service_links, "limits, probes, restricted security context", "enableServiceLinks"),
     (_short_grace, "limits, probes, restricted security context", "terminationGracePeriodSeconds"),
     (_unnamed_port, "limits, probes, restricted security context", "has no name"),
     (_small_requests, "limits, probes, restricted security context", "below the seed"),

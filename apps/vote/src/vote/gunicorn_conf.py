@@ -20,6 +20,9 @@ keepalive = 5
 graceful_timeout = 20
 timeout = 30
 worker_tmp_dir = "/tmp"
+# gunicorn 25+ opens a control socket under $HOME by default; the image has no writable home
+# (read-only root), and nothing here manages gunicorn at run time.
+control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = "info"
