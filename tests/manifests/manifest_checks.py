@@ -409,6 +409,11 @@ def sync_wave_problems(objects: list[dict]) -> list[str]:
         for a in apps:
             if sync_wave(d) >= sync_wave(a):
                 problems.append(f"{ref(d)} (wave {sync_wave(d)}) is not before {ref(a)} (wave {sync_wave(a)})")
+    for obj, template in pod_specs(objects):
+        # Argo CD reads these on the object; in a pod template a change would roll the pods.
+        leaked = [k for k in (template.get("metadata", {}).get("annotations") or {}) if k.startswith("argocd.argoproj.io/")]
+        if leaked:
+            problems.append(f"{ref(obj)}: pod template carries {', '.join(leaked)}")
     return problems
 
 

@@ -128,6 +128,10 @@ def _apps_before_db(objs):
     _workload(objs, "worker")["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "-5"
 
 
+def _wave_in_pod_template(objs):
+    _workload(objs, "vote")["spec"]["template"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "1"
+
+
 def _host_path(objs):
     spec = _workload(objs, "redis")["spec"]["template"]["spec"]
     spec["volumes"].append({"name": "host", "hostPath": {"path": "/var"}})
@@ -156,6 +160,7 @@ BREAKAGES = [
     (_service_selects_nothing, "selectors match pod labels", "matches no pod template"),
     (_wrong_target_port, "Service target ports exist on the pods", "targetPort 'pg'"),
     (_apps_before_db, "Argo CD sync waves", "is not before Deployment/worker"),
+    (_wave_in_pod_template, "Argo CD sync waves", "pod template carries argocd.argoproj.io/sync-wave"),
 ]
 
 
