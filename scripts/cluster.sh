@@ -13,7 +13,7 @@ usage() {
 Usage: $(basename "$0") up|down|status
 
   up      create the kind cluster "${cluster}" (scripts/kind-cluster.yaml) if it is missing,
-          then terraform apply: Argo CD, the local-storage StorageClass and the root Application
+          then terraform apply: Argo CD and the root Application
   down    delete the kind cluster, and with it all that Terraform and Argo CD made in it,
           then remove the local Terraform state that described it
   status  the Argo CD Applications and the pods of voting-app-dev

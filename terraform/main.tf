@@ -33,19 +33,3 @@ resource "helm_release" "root" {
 
   depends_on = [helm_release.argocd]
 }
-
-resource "kubernetes_storage_class_v1" "local_storage" {
-  count = var.create_storage_class ? 1 : 0
-
-  metadata {
-    name = "local-storage"
-    labels = {
-      "app.kubernetes.io/part-of" = "voting-app"
-    }
-  }
-
-  storage_provisioner    = var.storage_provisioner
-  reclaim_policy         = "Delete"
-  volume_binding_mode    = "WaitForFirstConsumer"
-  allow_volume_expansion = false
-}

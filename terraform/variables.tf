@@ -26,15 +26,3 @@ variable "argocd_chart_version" {
     error_message = "argocd_chart_version must be an exact version such as 8.5.0, not a range."
   }
 }
-
-variable "create_storage_class" {
-  type        = bool
-  description = "Create the local-storage StorageClass that the db StatefulSet names; set false where the cluster already has one."
-  default     = true
-}
-
-variable "storage_provisioner" {
-  type        = string
-  description = "Provisioner behind local-storage: kind and k3s ship rancher.io/local-path; kubernetes.io/no-provisioner needs hand-made PersistentVolumes."
-  default     = "rancher.io/local-path"
-}

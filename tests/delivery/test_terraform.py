@@ -145,10 +145,31 @@ def test_root_application_points_at_argocd_folder(module):
     assert "kind: Application" in template and ".Values.path" in template and ".Values.repoURL" in template
 
 
-def test_local_storage_class_is_created_where_missing(module):
-    storage = resources(module, "kubernetes_storage_class_v1")["local_storage"]
-    assert storage["metadata"][0]["name"] == "local-storage"
-    assert "create_storage_class" in str(storage["count"])
+def storage_class_problems(module: dict[str, dict], claims: list[dict]) -> list[str]:
+    """Terraform makes exactly the StorageClasses our claims name; a claim naming none binds on the default."""
+    made = {r["metadata"][0]["name"] for r in resources(module, "kubernetes_storage_class_v1").values()}
+    named = {c["spec"].get("storageClassName") for c in claims} - {None}
+    problems = [f"Terraform creates StorageClass {name}, which no claim names" for name in sorted(made - named)]
+    problems += [f"a claim names StorageClass {name}, which nothing creates" for name in sorted(named - made)]
+    return problems
+
+
+def claims(overlays: dict[str, list[dict]]) -> list[dict]:
+    """Every PersistentVolumeClaim and StatefulSet claim template the overlays render."""
+    objects = [o for objs in overlays.values() for o in objs]
+    return [o for o in objects if o["kind"] == "PersistentVolumeClaim"] + [
+        t for o in objects if o["kind"] == "StatefulSet" for t in o["spec"].get("volumeClaimTemplates", [])]
+
+
+def test_storage_classes_and_claims_agree(module, overlays):
+    assert storage_class_problems(module, claims(overlays)) == []
+
+
+def test_storage_class_check_catches_a_class_nothing_uses(module, overlays):
+    """The form Terraform first had: a local-storage class that no claim named."""
+    unused = {"resource": [{"kubernetes_storage_class_v1": {"local_storage": {"metadata": [{"name": "local-storage"}]}}}]}
+    assert storage_class_problems({**module, "storage.tf": unused}, claims(overlays)) == [
+        "Terraform creates StorageClass local-storage, which no claim names"]
 
 
 def test_outputs_tell_how_to_reach_the_ui_and_the_password(module):

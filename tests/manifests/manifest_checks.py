@@ -307,6 +307,10 @@ def _pod_label_sets(objects: list[dict]) -> list[tuple[dict, dict]]:
     return [(obj, template.get("metadata", {}).get("labels") or {}) for obj, template in pod_specs(objects)]
 
 
+# Pods that controllers start in our namespace, which no manifest of ours renders.
+CONTROLLER_PODS = [({"kind": "Pod", "metadata": {"name": "acme-solver"}}, {"acme.cert-manager.io/http01-solver": "true"})]
+
+
 def selector_problems(objects: list[dict]) -> list[str]:
     """Workload selectors match their templates; Service, PDB and policy selectors match some pods."""
     problems = []
@@ -334,7 +338,7 @@ def selector_problems(objects: list[dict]) -> list[str]:
                 problems.append(f"{ref(obj)}: selector matches no pod template")
         elif kind == "NetworkPolicy":
             selector = obj["spec"]["podSelector"]
-            if selector and not any(labels_match(selector, lbl) for _, lbl in pods):
+            if selector and not any(labels_match(selector, lbl) for _, lbl in pods + CONTROLLER_PODS):
                 problems.append(f"{ref(obj)}: podSelector matches no pod template")
             for rule in obj["spec"].get("ingress", []) + obj["spec"].get("egress", []):
                 for peer in rule.get("from", []) + rule.get("to", []):
@@ -386,6 +390,50 @@ def ingress_problems(objects: list[dict]) -> list[str]:
                 numbers = {p["port"] for p in svc["spec"]["ports"]}
                 if port.get("name") not in names and port.get("number") not in numbers:
                     problems.append(f"{ref(ing)}: backend port {port} is not a port of Service {backend['name']}")
+    return problems
+
+
+def statefulset_problems(objects: list[dict]) -> list[str]:
+    """A StatefulSet names a headless Service of its pods, and its claim templates carry no labels.
+
+    volumeClaimTemplates cannot change after creation: a label added or renamed there later
+    would make every sync of the StatefulSet fail.
+    """
+    problems = []
+    for sts in (o for o in objects if o["kind"] == "StatefulSet"):
+        svc = find(objects, "Service", sts["spec"].get("serviceName", ""))
+        labels = sts["spec"]["template"].get("metadata", {}).get("labels") or {}
+        if svc is None:
+            problems.append(f"{ref(sts)}: serviceName {sts['spec'].get('serviceName')!r} is not a rendered Service")
+        elif svc["spec"].get("clusterIP") != "None":
+            problems.append(f"{ref(sts)}: serviceName {svc['metadata']['name']} is not a headless Service")
+        elif not labels_match({"matchLabels": svc["spec"].get("selector") or {}}, labels):
+            problems.append(f"{ref(sts)}: headless Service {svc['metadata']['name']} does not select its pods")
+        for template in sts["spec"].get("volumeClaimTemplates", []):
+            if template["metadata"].get("labels"):
+                problems.append(f"{ref(sts)}: volumeClaimTemplate {template['metadata']['name']} has labels "
+                                f"{sorted(template['metadata']['labels'])}, which can never change")
+    return problems
+
+
+KEEP = "argocd.argoproj.io/sync-options"
+
+
+def data_protection_problems(objects: list[dict]) -> list[str]:
+    """Neither a prune nor deleting the Application removes the namespace or a volume of data."""
+    problems = []
+    for obj in objects:
+        if obj["kind"] in ("Namespace", "PersistentVolumeClaim"):
+            options = {o.strip() for o in (obj["metadata"].get("annotations") or {}).get(KEEP, "").split(",")}
+            missing = {"Prune=false", "Delete=false"} - options
+            if missing:
+                problems.append(f"{ref(obj)}: {KEEP} lacks {', '.join(sorted(missing))}")
+        if obj["kind"] == "StatefulSet" and obj["spec"].get("volumeClaimTemplates"):
+            policy = obj["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+            if policy.get("whenDeleted", "Retain") != "Retain" or policy.get("whenScaled", "Retain") != "Retain":
+                problems.append(f"{ref(obj)}: persistentVolumeClaimRetentionPolicy deletes its claims")
+    if not any(o["kind"] == "Namespace" for o in objects):
+        problems.append("no Namespace is rendered, so nothing can protect it")
     return problems
 
 

@@ -37,6 +37,17 @@ def stray_pod(namespace: str) -> str:
     return yaml.safe_dump(pod)
 
 
+def solver_pod(namespace: str) -> str:
+    """The pod cert-manager starts in our namespace to answer an ACME HTTP-01 challenge."""
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "acme-solver", "namespace": namespace,
+                     "labels": {"acme.cert-manager.io/http01-solver": "true"}},
+        "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"name": "http", "containerPort": 8089}]}]},
+    }
+    return yaml.safe_dump(pod)
+
+
 def endpoint(text: str, namespace: str) -> str:
     if text == "0.0.0.0-255.255.255.255":
         return ANYWHERE
@@ -56,7 +67,7 @@ def connection(text: str) -> str:
 def connectivity(manifests: str, namespace: str, tmp_path: Path) -> set[tuple[str, str, str]]:
     """(source, destination, connection) for every allowed connection that touches our namespace."""
     source = tmp_path / "rendered.yaml"
-    source.write_text(f"{manifests}\n---\n{PEERS}\n---\n{stray_pod(namespace)}")
+    source.write_text(f"{manifests}\n---\n{PEERS}\n---\n{stray_pod(namespace)}\n---\n{solver_pod(namespace)}")
     out = tmp_path / "connectivity.txt"
     done = subprocess.run(
         [venv_tool("nca"), "--connectivity", "-r", str(source), "-o", "txt_no_fw_rules", "--file_out", str(out)],
@@ -74,7 +85,7 @@ def connectivity(manifests: str, namespace: str, tmp_path: Path) -> set[tuple[st
 
 def expected(overlay: str) -> set[tuple[str, str, str]]:
     """The allow-list of issue 3, plus the two prod additions the README explains."""
-    ours = ["vote", "result", "worker", "redis", "db", "stray"]
+    ours = ["vote", "result", "worker", "redis", "db", "stray", "acme-solver"]
     allowed = {
         ("vote", "redis", "TCP 6379"),
         ("worker", "redis", "TCP 6379"),
@@ -87,13 +98,15 @@ def expected(overlay: str) -> set[tuple[str, str, str]]:
     if overlay == "dev":
         allowed |= {(src, dst, "TCP 8080") for src in OUTSIDE for dst in ("vote", "result")}
     else:
-        ours += ["db-backup", "db-restore"]
+        ours += ["db-backup", "db-restore", "db-backup-volume"]
         allowed |= {
             ("ingress-nginx/ingress-controller", "vote", "TCP 8080"),
             ("ingress-nginx/ingress-controller", "result", "TCP 8080"),
             ("keda/keda-operator", "redis", "TCP 6379"),
             ("db-backup", "db", "TCP 5432"),
             ("db-restore", "db", "TCP 5432"),
+            # cert-manager's HTTP-01 solver: Let's Encrypt reaches it through the ingress controller.
+            ("ingress-nginx/ingress-controller", "acme-solver", "TCP 8089"),
         }
     allowed |= {(pod, "kube-system/coredns", DNS) for pod in ours}
     return allowed
@@ -132,3 +145,10 @@ def test_analyzer_sees_a_loosened_policy(tmp_path):
     allowed = connectivity(yaml.safe_dump_all(objects), NAMESPACES["prod"], tmp_path)
     assert ("vote", "db", "TCP 5432") in allowed
     assert allowed != expected("prod")
+
+
+def test_without_the_solver_policy_http01_cannot_be_answered(tmp_path):
+    objects = [o for o in rendered_objects("overlays/prod")
+               if not (o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "acme-http01-solver")]
+    allowed = connectivity(yaml.safe_dump_all(objects), NAMESPACES["prod"], tmp_path)
+    assert not any(dst == "acme-solver" and src.startswith("ingress-nginx/") for src, dst, _ in allowed)

@@ -51,7 +51,7 @@ def test_dev_redis_is_ephemeral(dev_objects):
 
 def test_dev_services_can_be_port_forwarded(dev_objects):
     services = {o["metadata"]["name"]: o for o in dev_objects if o["kind"] == "Service"}
-    assert set(services) == {"vote", "result", "redis", "db"}
+    assert set(services) == {"vote", "result", "redis", "db", "db-headless"}
     assert all(p.get("name") for s in services.values() for p in s["spec"]["ports"])
 
 

@@ -16,6 +16,7 @@ CHECKS = {
     "Ingress backends exist": lambda objs, ns: mc.ingress_problems(objs),
     "Argo CD sync waves": lambda objs, ns: mc.sync_wave_problems(objs),
     "Redis password and memory": lambda objs, ns: mc.redis_problems(objs),
+    "StatefulSet service and claim templates": lambda objs, ns: mc.statefulset_problems(objs),
 }
 
 
@@ -162,6 +163,14 @@ def _redis_probes_without_password(objs):
     _container(objs, "redis")["env"] = [e for e in _container(objs, "redis")["env"] if e["name"] != "REDISCLI_AUTH"]
 
 
+def _labelled_claim_template(objs):
+    _workload(objs, "db")["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"] = {"app.kubernetes.io/part-of": "x"}
+
+
+def _sts_names_the_clusterip_service(objs):
+    _workload(objs, "db")["spec"]["serviceName"] = "db"
+
+
 def _host_path(objs):
     spec = _workload(objs, "redis")["spec"]["template"]["spec"]
     spec["volumes"].append({"name": "host", "hostPath": {"path": "/var"}})
@@ -195,6 +204,8 @@ BREAKAGES = [
     (_redis_evicts, "Redis password and memory", "noeviction"),
     (_redis_without_password, "Redis password and memory", "--requirepass"),
     (_redis_probes_without_password, "Redis password and memory", "REDISCLI_AUTH"),
+    (_labelled_claim_template, "StatefulSet service and claim templates", "can never change"),
+    (_sts_names_the_clusterip_service, "StatefulSet service and claim templates", "not a headless Service"),
     (_wave_in_pod_template, "Argo CD sync waves", "pod template carries argocd.argoproj.io/sync-wave"),
 ]
 
@@ -215,3 +226,19 @@ def test_unmarked_dev_secret_is_caught(dev_objects):
     secret = next(o for o in dev_objects if o["kind"] == "Secret")
     del secret["metadata"]["annotations"]["voting-app/dev-only-credentials"]
     assert mc.secret_problems(dev_objects, allow_dev_only=True)
+
+
+def test_prod_data_survives_a_prune_or_an_app_deletion(prod_objects):
+    assert mc.data_protection_problems(prod_objects) == []
+
+
+@pytest.mark.parametrize("kind", ["Namespace", "PersistentVolumeClaim"])
+def test_data_protection_check_catches_an_unprotected(prod_objects, kind):
+    obj = next(o for o in prod_objects if o["kind"] == kind)
+    del obj["metadata"]["annotations"][mc.KEEP]
+    assert any(kind in p and "Delete=false" in p for p in mc.data_protection_problems(prod_objects))
+
+
+def test_data_protection_check_catches_claims_deleted_with_the_statefulset(prod_objects):
+    _workload(prod_objects, "db")["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] = "Delete"
+    assert any("retention" in p.lower() for p in mc.data_protection_problems(prod_objects))
