@@ -15,8 +15,8 @@ DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 OUR_SERVICES = ("vote", "worker", "result")
 OUR_UID_MIN = 10000
-# The seed's requests, which ours must at least match (cpu in millicores, memory in MiB).
-SEED_REQUESTS = {"vote": (50, 64), "redis": (50, 64), "result": (50, 64), "worker": (100, 128), "db": (100, 128)}
+# The requests of the classic voting app's architecture, which ours must at least match (cpu in millicores, memory in MiB).
+CLASSIC_REQUESTS = {"vote": (50, 64), "redis": (50, 64), "result": (50, 64), "worker": (100, 128), "db": (100, 128)}
 # How long each service may take to drain after SIGTERM (runtime interface).
 DRAIN_SECONDS = {"vote": 20, "result": 20, "worker": 10}
 
@@ -155,10 +155,10 @@ def resource_problems(where: str, container: dict, component: str | None) -> lis
         problems.append(f"{where}: cpu limit below request")
     if mebibytes(res["limits"]["memory"]) < mebibytes(res["requests"]["memory"]):
         problems.append(f"{where}: memory limit below request")
-    if component in SEED_REQUESTS:
-        cpu, mem = SEED_REQUESTS[component]
+    if component in CLASSIC_REQUESTS:
+        cpu, mem = CLASSIC_REQUESTS[component]
         if cpu_millis(res["requests"]["cpu"]) < cpu or mebibytes(res["requests"]["memory"]) < mem:
-            problems.append(f"{where}: requests below the seed's {cpu}m/{mem}Mi")
+            problems.append(f"{where}: requests below the classic architecture's {cpu}m/{mem}Mi")
     return problems
 
 

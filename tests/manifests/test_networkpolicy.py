@@ -84,7 +84,7 @@ def connectivity(manifests: str, namespace: str, tmp_path: Path) -> set[tuple[st
 
 
 def expected(overlay: str) -> set[tuple[str, str, str]]:
-    """The allow-list of issue 3, plus the two prod additions the README explains."""
+    """The allow-list in base/README.md, plus the prod additions overlays/README.md explains."""
     ours = ["vote", "result", "worker", "redis", "db", "stray", "acme-solver"]
     allowed = {
         ("vote", "redis", "TCP 6379"),

@@ -190,7 +190,7 @@ BREAKAGES = [
     (_service_links, "limits, probes, restricted security context", "enableServiceLinks"),
     (_short_grace, "limits, probes, restricted security context", "terminationGracePeriodSeconds"),
     (_unnamed_port, "limits, probes, restricted security context", "has no name"),
-    (_small_requests, "limits, probes, restricted security context", "below the seed"),
+    (_small_requests, "limits, probes, restricted security context", "below the classic architecture"),
     (_host_path, "limits, probes, restricted security context", "not allowed by 'restricted'"),
     (_tag_instead_of_digest, "images pinned by digest", "not pinned by digest"),
     (_orphan_pvc, "every PVC bound to a workload", "PersistentVolumeClaim/lost"),

@@ -486,12 +486,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  5 fan-out done ({time.perf_counter() - started:.0f}s)", flush=True)
             figures += bench_tallies(pg, sizes)
             print(f"  4 tallies done ({time.perf_counter() - started:.0f}s)", flush=True)
-    seed_requests = {"vote": 64, "result": 64, "worker": 128}
+    classic_requests = {"vote": 64, "result": 64, "worker": 128}
     for name in ("vote", "worker", "result"):
         peak_mib = peaks[name] / MiB
-        figures.append(Figure(6, f"Peak memory (PSS), {name}", peak_mib, "MiB", seed_requests[name],
-                              "the seed's memory request", goal="within the request",
-                              met=peak_mib <= seed_requests[name]))
+        figures.append(Figure(6, f"Peak memory (PSS), {name}", peak_mib, "MiB", classic_requests[name],
+                              "the classic architecture's memory request", goal="within the request",
+                              met=peak_mib <= classic_requests[name]))
     figures.sort(key=lambda f: f.number)
     print()
     print_table(figures)
