@@ -2,6 +2,8 @@
 
 Each rule restates in our words what the named upstream file does: gitops-engine `pkg/...`
 (vendored in argo-cd as `gitops-engine/pkg/...`), argo-cd `resource_customizations/<group>/<Kind>/health.lua`.
+It follows Argo CD v3.1 (`ARGOCD`, what terraform's chart 8.5.0 installs); `argocd=` selects the
+two later changes it knows: the CronJob health check (3.2) and HPA metric failures ranked first (3.5).
 
 | rule | upstream |
 | --- | --- |
@@ -15,9 +17,9 @@ Each rule restates in our words what the named upstream file does: gitops-engine
 | PVC: Bound Healthy, Pending Progressing; Service: Healthy, type LoadBalancer without an address Progressing; Ingress: Healthy only with a load-balancer address | `pkg/health/health_pvc.go`, `health_service.go`, `health_ingress.go` |
 | Deployment: paused Suspended, unavailable replicas Progressing, ProgressDeadlineExceeded Degraded; StatefulSet, DaemonSet, ReplicaSet: Progressing until ready | `pkg/health/health_deployment.go`, `health_statefulset.go`, `health_daemonset.go`, `health_replicaset.go` |
 | Job: Progressing until Complete (Healthy) or Failed (Degraded, e.g. `activeDeadlineSeconds`); Pod: Pending Progressing | `pkg/health/health_job.go`, `health_pod.go` |
-| HPA: conditions in order; AbleToScale=True, set first once the target is found, is Healthy even when metrics fail; FailedGetScale Degraded | `pkg/health/health_hpa.go` |
+| HPA: conditions in order; AbleToScale=True, set first once the target is found, is Healthy even when metrics fail (3.5: a metric failure anywhere is Degraded); FailedGetScale Degraded | `pkg/health/health_hpa.go` |
 | APIService: Healthy when Available | `pkg/health/health_apiservice.go` |
-| CronJob: Healthy before its first run and when suspended; PodDisruptionBudget: Healthy once observed (InsufficientPods accepted) | `batch/CronJob/health.lua`, `policy/PodDisruptionBudget/health.lua` |
+| CronJob: no health check (3.2: Healthy before its first run and when suspended); PodDisruptionBudget: Healthy once observed (InsufficientPods accepted) | `batch/CronJob/health.lua`, `policy/PodDisruptionBudget/health.lua` |
 | ScaledObject: Ready Healthy, Ready=False Degraded, Paused Suspended | `keda.sh/ScaledObject/health.lua` |
 | ExternalSecret, SecretStore, ClusterSecretStore: Ready Healthy, Ready=False Degraded | `external-secrets.io/<Kind>/health.lua` |
 | Certificate: Issuing Progressing, Ready Healthy; Issuer, ClusterIssuer: Ready Healthy | `cert-manager.io/<Kind>/health.lua` |
@@ -43,6 +45,8 @@ from dataclasses import dataclass, field
 WAVE = "argocd.argoproj.io/sync-wave"
 HOOK = "argocd.argoproj.io/hook"
 IGNORE_HEALTH = "argocd.argoproj.io/ignore-healthcheck"
+ARGOCD = (3, 1)
+ARGOCD_CHART = "8.5.0"
 PHASES = ("PreSync", "Sync", "PostSync")
 HEALTH_ORDER = ("Healthy", "Suspended", "Progressing", "Missing", "Degraded", "Unknown")
 KIND_ORDER = (
@@ -53,7 +57,6 @@ KIND_ORDER = (
     "Deployment HorizontalPodAutoscaler StatefulSet Job CronJob IngressClass Ingress APIService"
 ).split()
 FIXED = {
-    "CronJob": ("Healthy", "not scheduled yet"),
     "PodDisruptionBudget": ("Healthy", "observed (InsufficientPods is accepted)"),
     **dict.fromkeys(("SecretStore", "ClusterSecretStore", "Issuer", "ClusterIssuer"), ("Healthy", "Ready")),
 }
@@ -161,9 +164,10 @@ def sync_tasks(objects: list[dict]) -> list[Task]:
 class Cluster:
     """The live state of a cold cluster as the sync applies objects and controllers react."""
 
-    def __init__(self, tasks: list[Task], load_balancer: bool):
+    def __init__(self, tasks: list[Task], load_balancer: bool, argocd: tuple[int, int]):
         self.tasks = tasks
         self.load_balancer = load_balancer
+        self.argocd = argocd
         self.live: dict[tuple, dict] = {}
         self.bound: set[tuple] = set()
         self.made: dict[tuple, str] = {}
@@ -273,6 +277,9 @@ class Cluster:
             return "Degraded", f"{why}; DeadlineExceeded after {spec['activeDeadlineSeconds']} s"
         return ("Progressing", why) if why else ("Healthy", "complete (its command is assumed to succeed)")
 
+    def _cronjob(self, obj, spec):
+        return ("Healthy", "not scheduled yet") if self.argocd >= (3, 2) else (None, "no health check")
+
     def _persistentvolumeclaim(self, obj, spec):
         if key(obj) in self.bound:
             return "Healthy", "Bound"
@@ -289,8 +296,9 @@ class Cluster:
                 details.append(f"{t.ref}: {'; '.join(self.pod_blockers(t.obj)[0])}")
         later = [t for t in consumers if t.step > here.step]
         when = f" before {label(later[0].phase, later[0].wave)}" if later else ""
-        return "Progressing", f"Pending: WaitForFirstConsumer and no pod mounts it{when}: " + (
-            "; ".join(details) or "nothing mounts it")
+        if not consumers:
+            return "Progressing", "Pending: WaitForFirstConsumer and nothing mounts it"
+        return "Progressing", f"Pending: WaitForFirstConsumer and no pod mounts it{when}: " + "; ".join(details)
 
     def _address(self, condition: str = "") -> tuple[str, str]:
         if self.load_balancer:
@@ -313,6 +321,8 @@ class Cluster:
         gone = self._target(spec.get("scaleTargetRef") or {})
         if gone:
             return "Degraded", "FailedGetScale: " + "; ".join(gone)
+        if self.argocd >= (3, 5):
+            return "Degraded", "FailedGetResourceMetric: no metrics until its pods have run and been scraped"
         return "Healthy", "AbleToScale (no metrics yet: ScalingActive=False does not count)"
 
     def _scaledobject(self, obj, spec):
@@ -389,10 +399,10 @@ class SyncResult:
         return "\n".join(lines + self.problems + self.warnings)
 
 
-def simulate(objects: list[dict], *, load_balancer: bool = False) -> SyncResult:
+def simulate(objects: list[dict], *, load_balancer: bool = False, argocd: tuple[int, int] = ARGOCD) -> SyncResult:
     """Walk one sync of these rendered objects on a cold cluster, as Argo CD would."""
     tasks = sync_tasks(objects)
-    cluster = Cluster(tasks, load_balancer)
+    cluster = Cluster(tasks, load_balancer, argocd)
     steps = sorted({t.step for t in tasks})
     multi_step = len(steps) > 1
     waves, problems, finished = [], [], True

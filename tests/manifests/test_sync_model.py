@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from argocd_model import HOOK, WAVE, pod_needs, pod_spec, simulate
-from manifest_render import rendered_objects
+from argocd_model import ARGOCD, ARGOCD_CHART, HOOK, WAVE, pod_needs, pod_spec, simulate
+from manifest_render import REPO, rendered_objects
 
 TARGETS = ("overlays/dev", "overlays/prod", "argocd")
 ADDRESS_KINDS = ("Ingress/", "Service/", "Gateway/")
@@ -105,7 +107,7 @@ def test_last_wave_is_not_awaited():
     result = simulate([_claim("early", 0), _claim("late", 1)])
     assert not result.finished
     assert result.problems == ["wave 0: PersistentVolumeClaim/early stays Progressing (Pending: WaitForFirstConsumer"
-                               " and no pod mounts it: nothing mounts it); wave 1 and later are never applied"]
+                               " and nothing mounts it); wave 1 and later are never applied"]
     alone = simulate([_claim("late", 1)])
     assert alone.finished and alone.app_health == "Progressing" and len(alone.warnings) == 1
 
@@ -116,7 +118,7 @@ def test_a_hook_in_the_last_wave_makes_it_awaited():
     assert simulate([plain, _claim("late", 1)]).finished
     result = simulate([plain, _claim("late", 1), hook])
     assert result.problems == ["wave 1: PersistentVolumeClaim/late stays Progressing (Pending: WaitForFirstConsumer"
-                               " and no pod mounts it: nothing mounts it); the sync never finishes"]
+                               " and nothing mounts it); the sync never finishes"]
 
 
 def test_a_hook_that_fails_fails_the_sync_and_skip_is_never_applied():
@@ -127,3 +129,23 @@ def test_a_hook_that_fails_fails_the_sync_and_skip_is_never_applied():
                                " exist (not rendered); DeadlineExceeded after 60 s); the sync fails, wave -3 and later"
                                " are never applied"]
     assert "Job/skipped" not in result.health
+
+
+def test_hpa_metric_failures_fail_a_middle_wave_from_argocd_3_5():
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"template": {"spec": {"containers": [{"name": "web"}]}}}}
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}
+    later = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "annotations": {WAVE: "1"}}}
+    assert simulate([deployment, hpa, later]).problems == []
+    assert simulate([deployment, hpa, later], argocd=(3, 5)).problems == [
+        "wave 0: HorizontalPodAutoscaler/web is Degraded (FailedGetResourceMetric: no metrics until its pods have run"
+        " and been scraped); the sync fails, wave 1 and later are never applied"]
+
+
+def test_model_follows_the_argocd_that_terraform_installs():
+    variables = (REPO / "terraform" / "variables.tf").read_text()
+    chart = re.search(r'variable "argocd_chart_version" \{.*?default\s*=\s*"([^"]+)"', variables, re.S).group(1)
+    assert chart == ARGOCD_CHART, (
+        f"terraform installs the argo-cd chart {chart}; argocd_model follows chart {ARGOCD_CHART} (Argo CD "
+        f"{'.'.join(map(str, ARGOCD))}): re-read the upstream files its docstring names, then update ARGOCD_CHART and ARGOCD")
