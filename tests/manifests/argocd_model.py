@@ -239,7 +239,7 @@ class Cluster:
         check = getattr(self, f"_{kind.lower()}", None)
         return check(obj, spec) if check else (None, "no health check")
 
-    def _workload(self, obj: dict, spec: dict) -> tuple[str, str] | None:
+    def _workload(self, obj: dict, spec: dict) -> str | None:
         """Why a workload's pods are not all running, or None when they are."""
         if spec.get("replicas", 1) == 0:
             return None
