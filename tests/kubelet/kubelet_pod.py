@@ -86,10 +86,9 @@ class Pod:
             inner += [f"tcp:127.0.0.1:{port}", f"unix:{sock}"]
         for port in self.ports:
             inner += [f"unix:{self.folder / f'{self.name}-in-{port}.sock'}", f"tcp:127.0.0.1:{port}"]
-        # The relay joins only the pod's user and network namespaces, as a sidecar would share them.
+        # The relay joins only the pod's network namespace, as a sidecar container shares it.
         self._inner = subprocess.Popen(
-            ["nsenter", "--target", str(self.pid), "--user", "--net", "--preserve-credentials",
-             sys.executable, "-I", str(RELAY_SCRIPT), *inner],
+            [sys.executable, "-I", str(RELAY_SCRIPT), str(self.pid), *inner],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         if self._inner.stdout.readline().strip() != "ready":

@@ -3,13 +3,17 @@
 Each sandboxed pod has a network namespace of its own (its own 127.0.0.1), as a pod has. A
 path-named Unix socket is reachable from any network namespace, so one relay inside the pod's
 namespace and one in the test process join the two sides. Stdlib only: it also runs as a
-script inside the namespace (`python -I kubelet_relay.py LISTEN TARGET [LISTEN TARGET ...]`).
+script that first joins the pod's network namespace
+(`python -I kubelet_relay.py PID LISTEN TARGET [LISTEN TARGET ...]`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import fcntl
 import os
+import signal
 import socket
 import sys
 import threading
@@ -84,10 +88,35 @@ class Relay:
         self.sock.close()
 
 
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
+PR_SET_PDEATHSIG = 1
+
+
+def join_network_of(pid: int) -> None:
+    """Move this (single-threaded) process into the network namespace of process `pid`.
+
+    Root joins it directly. Anyone else first joins the user namespace that owns it, which
+    its creator may enter; bwrap may have nested the process's own user namespace below that one.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    if libc.setns(net, CLONE_NEWNET) == 0:
+        return
+    owner = fcntl.ioctl(net, NS_GET_USERNS)
+    if libc.setns(owner, CLONE_NEWUSER) != 0 or libc.setns(net, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), f"cannot join the network namespace of pid {pid}")
+
+
 def main(argv: list[str]) -> int:
-    if not argv or len(argv) % 2:
-        print("usage: kubelet_relay.py LISTEN TARGET [LISTEN TARGET ...]", file=sys.stderr)
+    if len(argv) < 3 or len(argv) % 2 == 0:
+        print("usage: kubelet_relay.py PID LISTEN TARGET [LISTEN TARGET ...]", file=sys.stderr)
         return 2
+    # Gone with the test process, however it ends, as bwrap's --die-with-parent does for the pod.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    join_network_of(int(argv[0]))
+    argv = argv[1:]
     for listen, target in zip(argv[::2], argv[1::2]):
         Relay(listen, target)
     print("ready", flush=True)
