@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def _resolved(objects: list[dict], name: str) -> tuple[dict[str, str], list[str]
 
 
 @pytest.fixture(scope="session")
-def kube_redis(dev_rendered, servers_root) -> RedisServer:
+def kube_redis(dev_rendered, servers_root) -> Iterator[RedisServer]:
     """A Redis that asks for the password the rendered redis container is started with, if any."""
     _, args = _resolved(dev_rendered, "redis")
     password = args[args.index("--requirepass") + 1] if "--requirepass" in args else None
@@ -65,7 +66,7 @@ def kube_redis(dev_rendered, servers_root) -> RedisServer:
 
 
 @pytest.fixture(scope="session")
-def kube_postgres(dev_rendered, servers_root) -> PostgresServer:
+def kube_postgres(dev_rendered, servers_root) -> Iterator[PostgresServer]:
     """A PostgreSQL with the user, password and database the rendered db container creates."""
     env, _ = _resolved(dev_rendered, "db")
     credentials = PgCredentials(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
@@ -77,7 +78,7 @@ def kube_postgres(dev_rendered, servers_root) -> PostgresServer:
 
 
 @pytest.fixture
-def cluster(dev_rendered, installed, kube_redis, kube_postgres, tmp_path) -> Cluster:
+def cluster(dev_rendered, installed, kube_redis, kube_postgres, tmp_path) -> Iterator[Cluster]:
     # Not under /tmp: a pod with an emptyDir at /tmp sees its own empty tmpfs there.
     scratch = Path(tempfile.mkdtemp(dir=ENV_CACHE, prefix="scratch-"))
     # The only substitution: the Services redis and db stand for these servers.

@@ -53,7 +53,7 @@ def install(repo: Path, cache: Path, service: str) -> tuple[Image, Path]:
             raise FileNotFoundError(f"{uv} is missing: run `make install`")
         # The build stage's settings, except the image's own Python path and virtualenv location.
         env = {**os.environ, **image.build_env, "UV_PROJECT_ENVIRONMENT": str(venv)}
-        env.pop("UV_PYTHON")
+        env.pop("UV_PYTHON", None)
         done = subprocess.run([str(uv), *image.install[1:]], cwd=repo, env=env, capture_output=True, text=True,
                               check=False, timeout=600)
         if done.returncode != 0:
