@@ -78,9 +78,11 @@ def kube_postgres(dev_rendered, servers_root) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def cluster(dev_rendered, installed, kube_redis, kube_postgres, tmp_path) -> Iterator[Cluster]:
+def cluster(dev_rendered, installed, kube_redis, kube_postgres, servers_root) -> Iterator[Cluster]:
+    # Short paths: Unix socket names must stay under 108 bytes.
+    pods = Path(tempfile.mkdtemp(dir=servers_root, prefix="pods-"))
     # Not under /tmp: a pod with an emptyDir at /tmp sees its own empty tmpfs there.
     scratch = Path(tempfile.mkdtemp(dir=ENV_CACHE, prefix="scratch-"))
     # The only substitution: the Services redis and db stand for these servers.
-    yield Cluster(dev_rendered, installed, {"redis": kube_redis.port, "db": kube_postgres.port}, tmp_path, scratch)
+    yield Cluster(dev_rendered, installed, {"redis": kube_redis.port, "db": kube_postgres.port}, pods, scratch)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +95,7 @@ class Cluster:
             workdir=workdir,
             ports=[p["containerPort"] for p in container.get("ports", [])],
             upstream=sorted(self.test_ports.values()),
-            folder=self.folder / f"{name}-{time.monotonic_ns()}",
+            folder=Path(tempfile.mkdtemp(dir=self.folder, prefix=f"{name}-")),
         )
         return pod, pod_spec, container
 

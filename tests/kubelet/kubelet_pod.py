@@ -77,15 +77,25 @@ class Pod:
         os.close(block_r)
         try:
             self.pid = _read_info(info_r)["child-pid"]
+            self._connect()
+            os.write(block_w, b"go")
+        except BaseException:
+            self.kill()
+            raise
         finally:
             os.close(info_r)
+            os.close(block_w)
+        return self
+
+    def _connect(self) -> None:
+        """Relays: the pod's 127.0.0.1:PORT to each upstream server, and a host port to each container port."""
         inner: list[str] = []
         for port in self.upstream:
-            sock = str(self.folder / f"{self.name}-up-{port}.sock")
+            sock = str(self.folder / f"u{port}.sock")
             self._relays.append(Relay(f"unix:{sock}", f"tcp:127.0.0.1:{port}"))
             inner += [f"tcp:127.0.0.1:{port}", f"unix:{sock}"]
         for port in self.ports:
-            inner += [f"unix:{self.folder / f'{self.name}-in-{port}.sock'}", f"tcp:127.0.0.1:{port}"]
+            inner += [f"unix:{self.folder / f'i{port}.sock'}", f"tcp:127.0.0.1:{port}"]
         # The relay joins only the pod's network namespace, as a sidecar container shares it.
         self._inner = subprocess.Popen(
             [sys.executable, "-I", str(RELAY_SCRIPT), str(self.pid), *inner],
@@ -94,12 +104,9 @@ class Pod:
         if self._inner.stdout.readline().strip() != "ready":
             raise PodFailed(f"the relay in {self.name}'s network namespace did not start: {self._inner.stderr.read()}")
         for port in self.ports:
-            relay = Relay("tcp:127.0.0.1:0", f"unix:{self.folder / f'{self.name}-in-{port}.sock'}")
+            relay = Relay("tcp:127.0.0.1:0", f"unix:{self.folder / f'i{port}.sock'}")
             self._relays.append(relay)
             self.host_ports[port] = relay.port
-        os.write(block_w, b"go")
-        os.close(block_w)
-        return self
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
