@@ -59,4 +59,4 @@ lock: $(UV) ## Refresh the lock files after editing a pyproject.toml
 	$(UV) lock --project tools/checkov
 
 clean: ## Remove the virtualenv and local data
-	rm -rf .venv .tools tools/checkov/.venv .data .bench .drills
+	rm -rf .venv .tools tools/checkov/.venv .data .bench .drills .test-envs

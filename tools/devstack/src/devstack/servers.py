@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import importlib.metadata
 import importlib.util
@@ -50,19 +51,24 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
 
 
 class RedisServer:
-    """A redis-server process; `appendonly=True, appendfsync="always"` are prod's settings."""
+    """A redis-server process; `appendonly=True, appendfsync="always"` are prod's settings.
+
+    With `password`, clients must authenticate (`--requirepass`), as the cluster's Redis does.
+    """
 
     def __init__(self, datadir: Path, *, appendonly: bool = False, appendfsync: str = "everysec",
-                 port: int = 0) -> None:
+                 port: int = 0, password: str | None = None) -> None:
         self.datadir = Path(datadir)
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.port = port
+        self.password = password
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +86,8 @@ class RedisServer:
                 "--daemonize", "no",
                 "--logfile", str(self.datadir / "redis.log"),
             ]
+            if self.password:
+                args += ["--requirepass", self.password]
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
             try:
                 wait_for_port(port, 10, self.proc)
