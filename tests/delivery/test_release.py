@@ -70,6 +70,18 @@ def image_step(doc: dict) -> dict:
     return next(s for job in doc["jobs"].values() for s in job.get("steps", []) if s.get("id") == "image")
 
 
+def test_images_are_named_after_the_repository_as_the_overlays_run_them(overlays, tmp_path):
+    rendered = {
+        overlay: {
+            obj["metadata"]["name"]: obj["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0]
+            for obj in objects if obj["kind"] == "Deployment" and obj["metadata"]["name"] in SERVICES
+        }
+        for overlay, objects in overlays.items()
+    }
+    names = image_names(image_step(workflows()["release-image.yml"]), repository(), tmp_path)
+    assert naming_problems(names, repository(), rendered) == []
+
+
 def test_owner_wide_names_and_a_stale_overlay_are_caught(tmp_path):
     """The release's form before images moved under the repository, and an overlay left behind."""
     old = {"env": {"OWNER": "${{ github.repository_owner }}", "SERVICE": "${{ matrix.service }}"},
