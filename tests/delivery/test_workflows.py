@@ -12,7 +12,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
-VERSION_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40}\s+#\s*v\d+\.\d+\.\d+\s*$")
+VERSION_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40}\s+#\s*v(\d+\.\d+\.\d+)\s*$")
+# The first release of each action whose action.yml says `runs.using: node24` (GitHub retires
+# Node 20 on its runners), read from each action's tags.
+NODE24_FROM = {
+    "actions/checkout": ((5, 0, 0), "v5 moved to node24"),
+    "actions/setup-python": ((6, 0, 0), "v6 moved to node24"),
+    "actions/upload-artifact": ((6, 0, 0), "v5 still declares node20"),
+    "actions/download-artifact": ((7, 0, 0), "v6 still declares node20"),
+    "hashicorp/setup-terraform": ((4, 0, 0), "v4 moved to node24"),
+    "helm/kind-action": ((1, 13, 0), "v1.13.0 moved to node24"),
+    "docker/setup-qemu-action": ((4, 0, 0), "v4 moved to node24"),
+    "docker/setup-buildx-action": ((4, 0, 0), "v4 moved to node24"),
+    "docker/login-action": ((4, 0, 0), "v4 moved to node24"),
+    "docker/metadata-action": ((6, 0, 0), "v6 moved to node24"),
+    "docker/build-push-action": ((7, 0, 0), "v7 moved to node24"),
+    "peter-evans/create-pull-request": ((8, 0, 0), "v8 moved to node24"),
+    "sigstore/cosign-installer": ((3, 9, 2), "a composite action (no Node); v4 would also switch cosign 2 to 3"),
+}
 SECRET_IN_RUN = re.compile(r"\$\{\{\s*secrets\.")
 
 
@@ -54,14 +71,46 @@ def test_zizmor_would_catch_an_unpinned_action_and_a_head_checkout(tmp_path):
     assert "template-injection" in found and "unpinned-uses" in found
 
 
+def pinning_problems(text: str) -> list[str]:
+    """Each `uses:` of a remote action that is not a full SHA with a `# vX.Y.Z` comment of a Node 24 release."""
+    problems = []
+    for line in text.splitlines():
+        match = re.match(r"^\s*-?\s*uses:\s*(\S+)", line)
+        if not match or match.group(1).startswith("./"):
+            continue
+        action = match.group(1).split("@")[0]
+        comment = VERSION_COMMENT.search(line)
+        if not PINNED.match(match.group(1)) or not comment:
+            problems.append(f"`{line.strip()}` is not pinned to a commit SHA with a `# vX.Y.Z` comment")
+        elif "/".join(action.split("/")[:2]) not in NODE24_FROM:
+            problems.append(f"{action}: not in NODE24_FROM, so nobody checked which runtime it uses")
+        else:
+            version = tuple(int(n) for n in comment.group(1).split("."))
+            least, why = NODE24_FROM["/".join(action.split("/")[:2])]
+            if version < least:
+                problems.append(f"{action} v{comment.group(1)} is older than v{'.'.join(map(str, least))}: {why}")
+    return problems
+
+
 @pytest.mark.parametrize("path", FILES, ids=IDS)
-def test_every_action_is_pinned_by_sha_with_a_version_comment(path):
-    for job, step in steps(load(path)):
-        if "uses" in step:
-            assert PINNED.match(step["uses"]), f"{path.name}/{job}: {step['uses']} is not pinned to a commit SHA"
-    for line in path.read_text().splitlines():
-        if re.search(r"^\s*-?\s*uses:", line):
-            assert VERSION_COMMENT.search(line), f"{path.name}: `{line.strip()}` lacks a `# vX.Y.Z` comment"
+def test_every_action_is_pinned_by_sha_to_a_node24_release(path):
+    assert pinning_problems(path.read_text()) == []
+
+
+def test_the_node20_pins_are_caught():
+    """The workflows' pins before the move to Node 24, an unknown action and a tag pin."""
+    old = """
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - uses: actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0
+      - uses: actions/upload-artifact@330a01c490aca151604b8cf639adc76d48f6c5d4 # v5.0.0
+      - uses: helm/kind-action@a1b0e391336a6ee6713a0583f8c6240d70863de3 # v1.12.0
+      - uses: some/action@0123456789012345678901234567890123456789 # v9.0.0
+      - uses: actions/checkout@v7
+        uses: ./.github/workflows/release-image.yml
+    """
+    found = pinning_problems(old)
+    assert len(found) == 6, found
+    assert "older than v6.0.0: v5 still declares node20" in found[2]
 
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
@@ -80,7 +129,12 @@ def test_raised_permissions_say_why(path):
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_concurrency_group_is_set(path):
-    assert "group" in load(path)["concurrency"]
+    """For the whole run, or for each job of a workflow that is only ever called by another."""
+    doc = load(path)
+    if set(doc["on"]) == {"workflow_call"}:
+        assert all("group" in job.get("concurrency", {}) for job in doc["jobs"].values())
+    else:
+        assert "group" in doc["concurrency"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
@@ -125,13 +179,14 @@ def test_release_builds_signs_and_opens_a_dev_pull_request():
     doc = load(WORKFLOWS / "release.yml")
     assert doc["on"]["push"]["branches"] == ["main"]
     assert any(p.startswith("apps/") for p in doc["on"]["push"]["paths"])
-    build = {s.get("id"): s for _, s in steps(doc)}["build"]["with"]
+    image = load(WORKFLOWS / "release-image.yml")
+    build = {s.get("id"): s for _, s in steps(image)}["build"]["with"]
     assert build["platforms"] == "linux/amd64,linux/arm64"
     assert build["sbom"] is True and build["provenance"].startswith("mode=")
-    runs = "\n".join(s.get("run", "") for _, s in steps(doc))
+    runs = "\n".join(s.get("run", "") for _, s in steps(image))
     assert 'cosign sign --yes "${IMAGE}@${DIGEST}"' in runs
     assert "kustomize\" edit set image" in runs and "cd overlays/dev" in runs
-    assert any(s.get("uses", "").startswith("peter-evans/create-pull-request@") for _, s in steps(doc))
+    assert any(s.get("uses", "").startswith("peter-evans/create-pull-request@") for _, s in steps(image))
 
 
 def test_promote_copies_dev_digests_to_prod_through_a_pull_request():
@@ -149,3 +204,51 @@ def test_renovate_covers_actions_base_images_and_the_python_lock():
     config = json.loads((ROOT / ".github" / "renovate.json").read_text())
     assert {"github-actions", "dockerfile", "pep621"} <= set(config["enabledManagers"])
     assert config["lockFileMaintenance"]["enabled"] is True
+
+
+KIND_STUB = """#!/bin/sh
+case "$1 $2" in
+  "get clusters") echo voting-app-e2e ;;
+  "get kubeconfig") shift 2; [ "$1" = --name ] && echo "kubeconfig of $2" ;;
+  "export logs") mkdir -p "$3" ;;
+esac
+"""
+# Records which kubeconfig each call reads: --kubeconfig, else $KUBECONFIG, else kubectl's default.
+KUBECTL_STUB = """#!/bin/sh
+config="${KUBECONFIG:-$HOME/.kube/config}"
+while [ $# -gt 0 ]; do
+  case "$1" in --kubeconfig) config="$2"; shift ;; --kubeconfig=*) config="${1#*=}" ;; esac
+  shift
+done
+cat "$config" >> "$CALLS" 2>/dev/null || echo "no kubeconfig at $config" >> "$CALLS"
+"""
+
+
+def kubeconfigs_read_by_dump(script: str, tmp_path: Path) -> list[str]:
+    """Run the failure-dump script with kind and kubectl stand-ins; say which kubeconfig each kubectl call read."""
+    bin_dir, home = tmp_path / "bin", tmp_path / "home"
+    for folder in (bin_dir, home, tmp_path / "runner"):
+        folder.mkdir()
+    for name, body in (("kind", KIND_STUB), ("kubectl", KUBECTL_STUB)):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home), "RUNNER_TEMP": str(tmp_path / "runner"), "CALLS": str(calls)}
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env, check=True, timeout=30)
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_the_failure_dump_reads_the_test_clusters_kubeconfig(tmp_path):
+    """The tests hand kind a kubeconfig file of their own, so kubectl's default knows no kind cluster."""
+    dump = next(s for s in load(WORKFLOWS / "ci.yml")["jobs"]["e2e"]["steps"] if s.get("name") == "dump cluster state")
+    assert dump["if"] == "failure()"
+    assert kubeconfigs_read_by_dump(dump["run"], tmp_path) == ["kubeconfig of voting-app-e2e"]
+
+
+def test_a_dump_through_kubectls_default_kubeconfig_is_caught(tmp_path):
+    old = """for cluster in $(kind get clusters); do
+  kind export logs "$RUNNER_TEMP/e2e/kind-$cluster" --name "$cluster" || true
+  kubectl --context "kind-$cluster" get all,events -A -o wide || true
+done
+"""
+    assert kubeconfigs_read_by_dump(old, tmp_path) == [f"no kubeconfig at {tmp_path}/home/.kube/config"]

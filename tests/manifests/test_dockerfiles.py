@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from manifest_render import REPO, venv_tool
 
 SERVICES = ("vote", "worker", "result")
-PYTHON_BASE = "python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
+PYTHON_BASE = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 OCI_LABELS = ("org.opencontainers.image.source", "org.opencontainers.image.revision", "org.opencontainers.image.version")
 
 
@@ -58,6 +59,41 @@ def test_multi_stage_on_the_pinned_base(dockerfile):
     bases = [args.split()[0] for word, args in dockerfile if word == "FROM"]
     assert len(bases) >= 2, "not a multi-stage build"
     assert all(base == PYTHON_BASE for base in bases), bases
+
+
+def interpreter_mismatches(dockerfile: list[tuple[str, str]], wanted: str) -> list[str]:
+    """Every FROM and UV_PYTHON in the instructions whose Python minor version is not `wanted`."""
+    found = []
+    for word, args in dockerfile:
+        if word == "FROM":
+            image = args.split()[0]
+            match = re.match(r"python:(\d+\.\d+)(?!\d)", image)
+            if not match or match.group(1) != wanted:
+                found.append(f"FROM {image}")
+        elif word == "ENV":
+            for version in re.findall(r"UV_PYTHON=\S*?python(\d+\.\d+)\b", args):
+                if version != wanted:
+                    found.append(f"UV_PYTHON names python{version}")
+    return found
+
+
+def test_images_run_the_python_the_tests_run(dockerfile):
+    """One interpreter: .python-version, the one running this test, and every stage of every image."""
+    wanted = (REPO / ".python-version").read_text().strip()
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == wanted, f"the tests run {sys.version}, not {wanted}"
+    assert any(w == "ENV" and "UV_PYTHON=" in a for w, a in dockerfile), "uv is not told which interpreter to use"
+    assert interpreter_mismatches(dockerfile, wanted) == []
+
+
+def test_a_python_312_image_is_caught():
+    """The images' form before they moved to 3.11: both stages and UV_PYTHON on 3.12."""
+    old = instructions(
+        "FROM python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea AS build\n"
+        "ENV UV_COMPILE_BYTECODE=1 \\\n    UV_PYTHON=/usr/local/bin/python3.12 \\\n    UV_LINK_MODE=copy\n"
+        "FROM python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea\n"
+    )
+    assert len(interpreter_mismatches(old, "3.11")) == 3
+    assert interpreter_mismatches(instructions("FROM python:3.11-slim AS build\nFROM debian:12\n"), "3.11") == ["FROM debian:12"]
 
 
 def test_installs_from_the_lock_file(dockerfile, service):

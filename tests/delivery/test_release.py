@@ -1,0 +1,144 @@
+"""release.yml: images named after the repository as the overlays pin them; one image's failure holds no other back."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+SERVICES = ("vote", "worker", "result")
+EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
+OPENS_PR = "peter-evans/create-pull-request@"
+
+
+def load(text: str) -> dict:
+    doc = yaml.safe_load(text)
+    doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the key `on` as True
+    return doc
+
+
+def workflows() -> dict[str, dict]:
+    return {path.name: load(path.read_text()) for path in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def run_step(step: dict, context: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Run a step's `run:` as the runner would, its `env:` filled from `context`; return its $GITHUB_OUTPUT."""
+    env = {key: EXPRESSION.sub(lambda m: context[m.group(1)], str(value)) for key, value in step.get("env", {}).items()}
+    output = tmp_path / "github_output"
+    output.write_text("")
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        env={**env, "GITHUB_OUTPUT": str(output), "PATH": os.environ["PATH"]}, check=True, timeout=30,
+    )
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def image_names(step: dict, repository: str, tmp_path: Path) -> dict[str, str]:
+    """service -> the image name the step computes in `repository`."""
+    names = {}
+    for service in SERVICES:
+        context = {"github.repository": repository, "github.repository_owner": repository.split("/")[0],
+                   "inputs.service": service, "matrix.service": service}
+        names[service] = run_step(step, context, tmp_path)["name"]
+    return names
+
+
+def naming_problems(names: dict[str, str], repository: str, rendered: dict[str, dict[str, str]]) -> list[str]:
+    """Names not scoped to the repository (GHCR links a package to one repository), or not what the overlays run."""
+    problems = []
+    for service, name in names.items():
+        if name != f"ghcr.io/{repository.lower()}/{service}":
+            problems.append(f"{service}: {name} is not ghcr.io/<owner>/<repository>/{service}, lower-cased")
+        for overlay, images in rendered.items():
+            if images.get(service) != name:
+                problems.append(f"{service}: overlays/{overlay} runs {images.get(service)}, the release pushes {name}")
+    return problems
+
+
+def repository() -> str:
+    """owner/name of the repository Argo CD syncs from, which is the one whose release workflow pushes."""
+    url = yaml.safe_load((ROOT / "argocd" / "source.yaml").read_text())["data"]["repoURL"]
+    return url.removeprefix("https://github.com/").removesuffix(".git")
+
+
+def image_step(doc: dict) -> dict:
+    return next(s for job in doc["jobs"].values() for s in job.get("steps", []) if s.get("id") == "image")
+
+
+def test_images_are_named_after_the_repository_as_the_overlays_run_them(overlays, tmp_path):
+    rendered = {
+        overlay: {
+            obj["metadata"]["name"]: obj["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0]
+            for obj in objects if obj["kind"] == "Deployment" and obj["metadata"]["name"] in SERVICES
+        }
+        for overlay, objects in overlays.items()
+    }
+    names = image_names(image_step(workflows()["release-image.yml"]), repository(), tmp_path)
+    assert naming_problems(names, repository(), rendered) == []
+
+
+def test_owner_wide_names_and_a_stale_overlay_are_caught(tmp_path):
+    """The release's form before images moved under the repository, and an overlay left behind."""
+    old = {"env": {"OWNER": "${{ github.repository_owner }}", "SERVICE": "${{ matrix.service }}"},
+           "run": 'echo "name=ghcr.io/${OWNER,,}/${SERVICE}" >> "$GITHUB_OUTPUT"'}
+    names = image_names(old, "voting-app/voting-app", tmp_path)
+    assert names["vote"] == "ghcr.io/voting-app/vote"
+    assert len(naming_problems(names, "voting-app/voting-app", {"dev": names})) == 3
+    new = image_names(image_step(workflows()["release-image.yml"]), "Voting-App/Voting-App", tmp_path)
+    assert new["vote"] == "ghcr.io/voting-app/voting-app/vote"
+    assert naming_problems(new, "Voting-App/Voting-App", {"dev": names}) == [
+        f"{s}: overlays/dev runs ghcr.io/voting-app/{s}, the release pushes ghcr.io/voting-app/voting-app/{s}" for s in SERVICES
+    ]
+
+
+def held_back(docs: dict[str, dict]) -> list[str]:
+    """Matrices that cancel the other images on a failure, and pull requests that wait for every matrix leg."""
+    problems = []
+    for file, doc in docs.items():
+        jobs = doc["jobs"]
+        for name, job in jobs.items():
+            strategy = job.get("strategy", {})
+            if "matrix" in strategy and strategy.get("fail-fast", True) is not False:
+                problems.append(f"{file}/{name}: without `fail-fast: false` one failed leg cancels the others")
+            if not any(s.get("uses", "").startswith(OPENS_PR) for s in job.get("steps", [])):
+                continue
+            needs = job.get("needs", [])
+            for need in [needs] if isinstance(needs, str) else needs:
+                if "matrix" in jobs[need].get("strategy", {}):
+                    problems.append(f"{file}/{name}: opens its pull request only after every leg of `{need}`")
+    return problems
+
+
+def test_each_image_opens_its_pull_request_after_its_own_build_only():
+    docs = workflows()
+    assert held_back(docs) == []
+    caller = next(j for j in docs["release.yml"]["jobs"].values() if j.get("uses", "").endswith("/release-image.yml"))
+    assert "matrix" in caller["strategy"]
+    called = docs["release-image.yml"]["jobs"]
+    assert called["pin-dev"]["needs"] == "build" and not any("strategy" in job for job in called.values())
+
+
+def test_a_pull_request_job_behind_the_whole_build_matrix_is_caught():
+    """release.yml's form before the reusable workflow: pin-dev waited for every build."""
+    old = load("""
+on: push
+jobs:
+  build:
+    strategy: {fail-fast: false, matrix: {service: [vote, worker, result]}}
+    steps: [{uses: "docker/build-push-action@53b7df96c91f9c12dcc8a07bcb9ccacbed38856a"}]
+  pin-dev:
+    needs: [changes, build]
+    strategy: {matrix: {service: [vote, worker, result]}}
+    steps: [{uses: "peter-evans/create-pull-request@5f6978faf089d4d20b00c7766989d076bb2fc7f1"}]
+  changes:
+    steps: []
+""")
+    assert held_back({"release.yml": old}) == [
+        "release.yml/pin-dev: without `fail-fast: false` one failed leg cancels the others",
+        "release.yml/pin-dev: opens its pull request only after every leg of `build`",
+    ]

@@ -1,0 +1,125 @@
+"""Renovate: which image references it would look up, read the way its docker-based managers read them.
+
+The base Deployments say `image: vote` (the overlays replace it), which is no image on any
+registry; the ghcr.io app images are pinned by the release workflow. Renovate must skip both,
+and still update every third-party image.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((ROOT / ".github" / "renovate.json").read_text())
+APP = re.compile(r"^(?:ghcr\.io/.+/)?(vote|worker|result)$")
+# config:recommended ignores these folders (its :ignoreModulesAndTests preset).
+IGNORED = ("node_modules", "vendor", "examples", "test", "tests", "__tests__", "__fixtures__")
+IMAGE_LINE = re.compile(r"^\s*-?\s*image:\s*['\"]?([^\s'\"]+)['\"]?\s*$", re.MULTILINE)
+
+
+def image_name(reference: str) -> str:
+    """`redis:7.4-alpine@sha256:...` -> `redis`."""
+    name = reference.split("@")[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """Renovate's matchPackageNames semantics: `/regex/`, a glob, or the exact name."""
+    if len(pattern) > 1 and pattern.startswith("/") and pattern.rstrip("i").endswith("/"):
+        body, flags = pattern[1:].rsplit("/", 1)
+        return re.search(body, value, re.IGNORECASE if "i" in flags else 0) is not None
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def repository_files() -> list[Path]:
+    """The files Renovate scans: hidden and ignored folders (and the virtualenvs in them) left out."""
+    files = []
+    for folder, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED and not d.startswith("."))
+        files += [Path(folder) / name for name in sorted(names)]
+    return files
+
+
+def extracted(config: dict) -> list[tuple[str, str]]:
+    """(manager, image name) for every docker dependency the enabled managers find."""
+    found = []
+    managers = set(config["enabledManagers"])
+    for path in repository_files():
+        relative = path.relative_to(ROOT).as_posix()
+        text = path.read_text(errors="replace") if path.suffix in (".yaml", ".yml", "") else ""
+        patterns = config.get("kubernetes", {}).get("managerFilePatterns", [])
+        if "kubernetes" in managers and any(pattern_matches(p, relative) for p in patterns):
+            if re.search(r"^\s*apiVersion\s*:", text, re.MULTILINE) and re.search(r"^\s*kind\s*:", text, re.MULTILINE):
+                found += [("kubernetes", image_name(ref)) for ref in IMAGE_LINE.findall(text)]
+        if "kustomize" in managers and path.name in ("kustomization.yaml", "kustomization.yml"):
+            for entry in (yaml.safe_load(text) or {}).get("images") or []:
+                found.append(("kustomize", image_name(entry.get("newName") or entry["name"])))
+        if "dockerfile" in managers and path.name == "Dockerfile":
+            found += [("dockerfile", image_name(ref)) for ref in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)]
+    return found
+
+
+def enabled(config: dict, manager: str, name: str) -> bool:
+    """Whether Renovate would look the dependency up: ignoreDeps, then packageRules in order, last match wins."""
+    if name in config.get("ignoreDeps", []):
+        return False
+    result = True
+    for rule in config.get("packageRules", []):
+        if "matchManagers" in rule and manager not in rule["matchManagers"]:
+            continue
+        if "matchDatasources" in rule and "docker" not in rule["matchDatasources"]:
+            continue
+        names = rule.get("matchPackageNames", []) + rule.get("matchDepNames", [])
+        if names:
+            positive = [p for p in names if not p.startswith("!")]
+            if positive and not any(pattern_matches(p, name) for p in positive):
+                continue
+            if any(pattern_matches(p[1:], name) for p in names if p.startswith("!")):
+                continue
+        if "enabled" in rule:
+            result = rule["enabled"]
+    return result
+
+
+def lookups(config: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(app images Renovate would look up, third-party images it would skip)."""
+    deps = extracted(config)
+    apps = [d for d in deps if APP.match(d[1]) and enabled(config, *d)]
+    skipped = [d for d in deps if not APP.match(d[1]) and not enabled(config, *d)]
+    return apps, skipped
+
+
+def test_renovate_skips_the_app_images_and_keeps_the_others():
+    deps = extracted(CONFIG)
+    assert ("kubernetes", "vote") in deps
+    assert any(m == "kustomize" and n.startswith("ghcr.io/") and APP.match(n) for m, n in deps)
+    assert {"python", "redis", "postgres"} <= {name for _, name in deps}
+    assert lookups(CONFIG) == ([], [])
+
+
+@pytest.mark.parametrize("rule", [
+    {"matchManagers": ["kustomize"], "matchPackageNames": ["/^ghcr\\.io\\/.+\\/(vote|worker|result)$/"], "enabled": False},
+    {"matchDatasources": ["docker"], "matchPackageNames": ["*"], "enabled": False},
+], ids=["the-kustomize-only-rule-before", "everything-off"])
+def test_a_rule_that_misses_the_bare_names_or_hides_everything_is_caught(rule):
+    config = copy.deepcopy(CONFIG)
+    config["packageRules"][0] = rule
+    apps, skipped = lookups(config)
+    assert apps or skipped
+    if rule["matchPackageNames"] != ["*"]:
+        assert {("kubernetes", "vote"), ("kubernetes", "worker"), ("kubernetes", "result")} <= set(apps)
+
+
+def test_patterns_read_as_renovate_reads_them():
+    assert pattern_matches("/^ghcr\\.io\\/.+\\/(vote|worker|result)$/", "ghcr.io/a/b/vote")
+    assert not pattern_matches("vote", "ghcr.io/a/vote") and pattern_matches("vote", "vote")
+    assert pattern_matches("ghcr.io/**", "ghcr.io/a/vote") and not pattern_matches("/^VOTE$/", "vote")
+    assert pattern_matches("/^VOTE$/i", "vote")
