@@ -136,7 +136,7 @@ def test_overlay_sets_our_images_by_digest(overlay):
     images = {i["name"]: i for i in kustomization(overlay).get("images", [])}
     assert set(images) == {"vote", "worker", "result"}
     for name, image in images.items():
-        assert re.fullmatch(rf"ghcr\.io/[a-z0-9._-]+/{name}", image["newName"]), image  # ghcr.io/<owner>/<service>
+        assert re.fullmatch(rf"ghcr\.io/[a-z0-9._-]+/[a-z0-9._-]+/{name}", image["newName"]), image  # <owner>/<repo>
         assert mc.DIGEST_RE.match(f"{image['newName']}@{image['digest']}"), image
         assert "newTag" not in image
         if image["digest"] == mc.PLACEHOLDER_DIGEST:
