@@ -99,17 +99,73 @@ def test_project_destinations_match_the_overlay_namespaces(project, overlays):
     assert {d["server"] for d in project["spec"]["destinations"]} == {IN_CLUSTER}
 
 
-def test_project_whitelists_exactly_the_kinds_the_overlays_contain(project, overlays):
-    objects = [o for objs in overlays.values() for o in objs]
+# What controllers create from each kind we deploy. Argo CD's resource tree shows only the kinds
+# the project admits, so a child kind left out hides, say, every pod under its Deployment.
+CHILD_KINDS = {
+    ("apps", "Deployment"): {("apps", "ReplicaSet")},
+    ("apps", "ReplicaSet"): {("", "Pod")},
+    ("apps", "StatefulSet"): {("apps", "ControllerRevision"), ("", "Pod"), ("", "PersistentVolumeClaim")},
+    ("batch", "CronJob"): {("batch", "Job")},
+    ("batch", "Job"): {("", "Pod")},
+    ("", "Service"): {("discovery.k8s.io", "EndpointSlice"), ("", "Endpoints")},
+    ("keda.sh", "ScaledObject"): {("autoscaling", "HorizontalPodAutoscaler")},
+    ("external-secrets.io", "ExternalSecret"): {("", "Secret")},
+    # cert-manager's ingress-shim makes a Certificate for an annotated Ingress, then its ACME chain.
+    ("networking.k8s.io", "Ingress"): {("cert-manager.io", "Certificate")},
+    ("cert-manager.io", "Certificate"): {("cert-manager.io", "CertificateRequest"), ("", "Secret")},
+    ("cert-manager.io", "CertificateRequest"): {("acme.cert-manager.io", "Order")},
+    ("acme.cert-manager.io", "Order"): {("acme.cert-manager.io", "Challenge")},
+    ("acme.cert-manager.io", "Challenge"): {("", "Pod"), ("", "Service"), ("networking.k8s.io", "Ingress")},
+}
+
+
+def shown_kinds(kinds: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The kinds given and every kind their controllers create, transitively."""
+    shown, todo = set(), list(kinds)
+    while todo:
+        kind = todo.pop()
+        if kind not in shown:
+            shown.add(kind)
+            todo.extend(CHILD_KINDS.get(kind, ()))
+    return shown
+
+
+def project_problems(project: dict, objects: list[dict]) -> list[str]:
+    """The project admits every kind we render and every child kind the UI must show, and no more."""
     namespaced = {group_kind(o) for o in objects if "namespace" in o["metadata"]}
     cluster = {group_kind(o) for o in objects if "namespace" not in o["metadata"]}
-    assert cluster <= {("", "Namespace")}, f"cluster-scoped kinds beyond Namespace in the overlays: {cluster}"
-    allowed_cluster = {(e["group"], e["kind"]) for e in project["spec"]["clusterResourceWhitelist"]}
-    assert allowed_cluster == {("", "Namespace")}
-    allowed = {(e["group"], e["kind"]) for e in project["spec"]["namespaceResourceWhitelist"]}
-    assert allowed == namespaced, (
-        f"add to the project: {sorted(namespaced - allowed)}; remove from it: {sorted(allowed - namespaced)}"
-    )
+    problems = [f"cluster-scoped kinds beyond Namespace in the overlays: {sorted(cluster - {('', 'Namespace')})}"
+                ] if cluster - {("", "Namespace")} else []
+    allowed_cluster = {(e["group"], e["kind"]) for e in project["spec"].get("clusterResourceWhitelist", [])}
+    if allowed_cluster != {("", "Namespace")}:
+        problems.append(f"cluster-scoped whitelist {sorted(allowed_cluster)}, not just Namespace")
+    allowed = {(e["group"], e["kind"]) for e in project["spec"].get("namespaceResourceWhitelist", [])}
+    needed = shown_kinds(namespaced)
+    if needed - allowed:
+        problems.append(f"add to the project: {sorted(needed - allowed)}")
+    if allowed - needed:
+        problems.append(f"remove from the project: {sorted(allowed - needed)}")
+    return problems
+
+
+def test_project_admits_our_kinds_and_their_children(project, overlays):
+    assert project_problems(project, [o for objs in overlays.values() for o in objs]) == []
+
+
+def test_project_check_catches_hidden_children(project, overlays):
+    """The project as it was first written: only what we deploy, so the UI showed no pods."""
+    objects = [o for objs in overlays.values() for o in objs]
+    deployed = {group_kind(o) for o in objects if "namespace" in o["metadata"]}
+    narrow = copy.deepcopy(project)
+    narrow["spec"]["namespaceResourceWhitelist"] = [{"group": g, "kind": k} for g, k in sorted(deployed)]
+    problems = project_problems(narrow, objects)
+    assert any("('', 'Pod')" in p and "('apps', 'ReplicaSet')" in p for p in problems), problems
+
+
+def test_project_check_catches_a_kind_we_render_but_do_not_admit(project, overlays):
+    objects = [o for objs in overlays.values() for o in objs]
+    objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"name": "x", "namespace": "n"}})
+    assert any("ScaledJob" in p for p in project_problems(project, objects))
 
 
 def scale_targets(objects: list[dict]) -> set[tuple[str, str, str]]:

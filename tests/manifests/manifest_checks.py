@@ -389,6 +389,43 @@ def ingress_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
+def _flag(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def redis_problems(objects: list[dict]) -> list[str]:
+    """Redis asks for a password from a Secret and refuses writes, cleanly, before its memory limit.
+
+    Without maxmemory a long backlog (or, with an append-only file, a rewrite's copy-on-write)
+    gets Redis OOM-killed; with maxmemory and noeviction a write fails and vote answers 503.
+    """
+    redis_server = next((o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "redis"), None)
+    if redis_server is None:
+        return ["Deployment/redis is not rendered"]
+    container = redis_server["spec"]["template"]["spec"]["containers"][0]
+    args = [str(a) for a in container.get("args", [])]
+    env = {e["name"]: e for e in container.get("env", [])}
+    problems = []
+    if _flag(args, "--requirepass") != "$(REDIS_PASSWORD)" or "secretKeyRef" not in (
+            env.get("REDIS_PASSWORD", {}).get("valueFrom") or {}):
+        problems.append("Deployment/redis: --requirepass does not come from a Secret through $(REDIS_PASSWORD)")
+    if env.get("REDISCLI_AUTH", {}).get("value") != "$(REDIS_PASSWORD)":
+        problems.append("Deployment/redis: the probes' redis-cli does not authenticate (REDISCLI_AUTH)")
+    if _flag(args, "--maxmemory-policy") != "noeviction":
+        problems.append("Deployment/redis: maxmemory-policy is not noeviction (a full Redis would drop votes)")
+    maxmemory, limit = _flag(args, "--maxmemory"), (container.get("resources") or {}).get("limits", {}).get("memory")
+    if maxmemory is None or limit is None:
+        return problems + ["Deployment/redis: no --maxmemory, or no memory limit"]
+    units = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "k": 1e3, "m": 1e6, "g": 1e9}
+    number = maxmemory.lower().rstrip("kmgb")
+    in_mib = int(number) * units.get(maxmemory.lower()[len(number):], 1) / 2**20
+    # An append-only file is rewritten by a forked child: leave the limit room for its copy.
+    share = 0.5 if _flag(args, "--appendonly") == "yes" else 0.8
+    if in_mib > mebibytes(limit) * share:
+        problems.append(f"Deployment/redis: --maxmemory {maxmemory} is above {share:.0%} of the {limit} limit")
+    return problems
+
+
 def sync_wave(obj: dict) -> int:
     return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
 
@@ -409,6 +446,11 @@ def sync_wave_problems(objects: list[dict]) -> list[str]:
         for a in apps:
             if sync_wave(d) >= sync_wave(a):
                 problems.append(f"{ref(d)} (wave {sync_wave(d)}) is not before {ref(a)} (wave {sync_wave(a)})")
+    for obj, template in pod_specs(objects):
+        # Argo CD reads these on the object; in a pod template a change would roll the pods.
+        leaked = [k for k in (template.get("metadata", {}).get("annotations") or {}) if k.startswith("argocd.argoproj.io/")]
+        if leaked:
+            problems.append(f"{ref(obj)}: pod template carries {', '.join(leaked)}")
     return problems
 
 

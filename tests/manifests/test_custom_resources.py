@@ -15,6 +15,8 @@ KEDA_REDIS_KEYS = {
     "passwordFromEnv", "listName", "listLength", "activationListLength", "databaseIndex", "enableTLS", "unsafeSsl",
 }
 DB_SECRET_KEYS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+# The Secrets our pods read, and their keys: in dev generated, in prod made by ExternalSecrets.
+SECRET_KEYS = {"db": DB_SECRET_KEYS, "redis": {"REDIS_PASSWORD"}}
 DURATION_RE = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 
 
@@ -47,6 +49,15 @@ def scaled_object_problems(objects: list[dict], namespace: str) -> list[str]:
     expected = f"redis.{namespace}.svc.cluster.local:{port}"
     if meta.get("address") != expected:
         problems.append(f"address {meta.get('address')!r}, not the redis Service {expected!r}")
+    auth = (triggers[0].get("authenticationRef") or {}).get("name")
+    trigger_auth = mc.find(objects, "TriggerAuthentication", auth) if auth else None
+    if trigger_auth is None:
+        problems.append(f"trigger authenticationRef {auth!r} names no rendered TriggerAuthentication: "
+                        "KEDA would poll a Redis that requires a password without one")
+    else:
+        for target in trigger_auth["spec"].get("secretTargetRef", []):
+            if target["key"] not in SECRET_KEYS.get(target["name"], set()):
+                problems.append(f"{mc.ref(trigger_auth)} reads {target['name']}/{target['key']}, which no Secret has")
     if any(h["spec"]["scaleTargetRef"]["name"] == "worker" for h in objects if h["kind"] == "HorizontalPodAutoscaler"):
         problems.append("an HPA also scales the worker; KEDA owns its HPA")
     return problems
@@ -55,9 +66,16 @@ def scaled_object_problems(objects: list[dict], namespace: str) -> list[str]:
 def external_secret_problems(objects: list[dict]) -> list[str]:
     problems = []
     found = [o for o in objects if o["kind"] == "ExternalSecret"]
-    if [o["metadata"]["name"] for o in found] != ["db"]:
-        return [f"expected one ExternalSecret db, found {[mc.ref(o) for o in found]}"]
-    es = found[0]
+    if sorted(o["metadata"]["name"] for o in found) != sorted(SECRET_KEYS):
+        return [f"expected the ExternalSecrets {sorted(SECRET_KEYS)}, found {[mc.ref(o) for o in found]}"]
+    for es in found:
+        problems += _external_secret_problems(es)
+    return problems
+
+
+def _external_secret_problems(es: dict) -> list[str]:
+    problems = []
+    name = es["metadata"]["name"]
     spec = es["spec"]
     if es["apiVersion"] != "external-secrets.io/v1":
         problems.append(f"apiVersion {es['apiVersion']}")
@@ -66,11 +84,11 @@ def external_secret_problems(objects: list[dict]) -> list[str]:
         problems.append(f"secretStoreRef {store}")
     if not DURATION_RE.match(str(spec.get("refreshInterval", ""))):
         problems.append(f"refreshInterval {spec.get('refreshInterval')!r} is not a duration")
-    if spec.get("target", {}).get("name") != "db":
-        problems.append(f"target Secret {spec.get('target', {}).get('name')!r}, not 'db'")
+    if spec.get("target", {}).get("name") != name:
+        problems.append(f"target Secret {spec.get('target', {}).get('name')!r}, not {name!r}")
     keys = [d.get("secretKey") for d in spec.get("data", [])]
-    if sorted(keys) != sorted(DB_SECRET_KEYS):
-        problems.append(f"secret keys {keys}, not {sorted(DB_SECRET_KEYS)}")
+    if sorted(keys) != sorted(SECRET_KEYS[name]):
+        problems.append(f"{name}: secret keys {keys}, not {sorted(SECRET_KEYS[name])}")
     for d in spec.get("data", []):
         if not d.get("remoteRef", {}).get("key"):
             problems.append(f"{d.get('secretKey')}: no remoteRef.key")
@@ -78,16 +96,16 @@ def external_secret_problems(objects: list[dict]) -> list[str]:
 
 
 def secret_reference_problems(objects: list[dict]) -> list[str]:
-    """Pods read only the Secret db, and only keys it has."""
+    """Pods read only the Secrets db and redis, and only keys they have."""
     problems = []
     for obj, template in mc.pod_specs(objects):
         for c in mc.containers(template["spec"]):
             for source in c.get("envFrom", []):
-                if "secretRef" in source and source["secretRef"]["name"] != "db":
+                if "secretRef" in source and source["secretRef"]["name"] not in SECRET_KEYS:
                     problems.append(f"{mc.ref(obj)}: envFrom Secret {source['secretRef']['name']}")
             for env in c.get("env", []):
                 key_ref = (env.get("valueFrom") or {}).get("secretKeyRef")
-                if key_ref and (key_ref["name"] != "db" or key_ref["key"] not in DB_SECRET_KEYS):
+                if key_ref and key_ref["key"] not in SECRET_KEYS.get(key_ref["name"], set()):
                     problems.append(f"{mc.ref(obj)}: {env['name']} reads {key_ref['name']}/{key_ref['key']}")
     return problems
 
@@ -112,6 +130,12 @@ def test_keda_check_catches_mistakes(prod_objects, field, value, expected):
 
 def test_external_secret(prod_objects):
     assert external_secret_problems(prod_objects) == []
+
+
+def test_keda_check_catches_a_trigger_without_authentication(prod_objects):
+    so = mc.find(prod_objects, "ScaledObject", "worker")
+    del so["spec"]["triggers"][0]["authenticationRef"]
+    assert any("authenticationRef" in p for p in scaled_object_problems(prod_objects, "voting-app-prod"))
 
 
 def test_external_secret_check_catches_a_missing_key(prod_objects):

@@ -15,6 +15,7 @@ CHECKS = {
     "Service target ports exist on the pods": lambda objs, ns: mc.service_port_problems(objs),
     "Ingress backends exist": lambda objs, ns: mc.ingress_problems(objs),
     "Argo CD sync waves": lambda objs, ns: mc.sync_wave_problems(objs),
+    "Redis password and memory": lambda objs, ns: mc.redis_problems(objs),
 }
 
 
@@ -29,7 +30,7 @@ def test_no_clear_text_secret_in_prod(prod_objects):
 
 def test_dev_secret_is_marked_dev_only(dev_objects):
     secrets = [o for o in dev_objects if o["kind"] == "Secret"]
-    assert [s["metadata"]["name"] for s in secrets] == ["db"]
+    assert sorted(s["metadata"]["name"] for s in secrets) == ["db", "redis"]
     assert mc.secret_problems(dev_objects, allow_dev_only=True) == []
 
 
@@ -128,6 +129,39 @@ def _apps_before_db(objs):
     _workload(objs, "worker")["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "-5"
 
 
+def _wave_in_pod_template(objs):
+    _workload(objs, "vote")["spec"]["template"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "1"
+
+
+def _redis_args(objs, flag, value):
+    args = _container(objs, "redis")["args"]
+    if value is None:
+        i = args.index(flag)
+        del args[i:i + 2]
+    else:
+        args[args.index(flag) + 1] = value
+
+
+def _redis_without_maxmemory(objs):
+    _redis_args(objs, "--maxmemory", None)
+
+
+def _redis_maxmemory_at_the_limit(objs):
+    _redis_args(objs, "--maxmemory", "512mb")
+
+
+def _redis_evicts(objs):
+    _redis_args(objs, "--maxmemory-policy", "allkeys-lru")
+
+
+def _redis_without_password(objs):
+    _redis_args(objs, "--requirepass", None)
+
+
+def _redis_probes_without_password(objs):
+    _container(objs, "redis")["env"] = [e for e in _container(objs, "redis")["env"] if e["name"] != "REDISCLI_AUTH"]
+
+
 def _host_path(objs):
     spec = _workload(objs, "redis")["spec"]["template"]["spec"]
     spec["volumes"].append({"name": "host", "hostPath": {"path": "/var"}})
@@ -156,6 +190,12 @@ BREAKAGES = [
     (_service_selects_nothing, "selectors match pod labels", "matches no pod template"),
     (_wrong_target_port, "Service target ports exist on the pods", "targetPort 'pg'"),
     (_apps_before_db, "Argo CD sync waves", "is not before Deployment/worker"),
+    (_redis_without_maxmemory, "Redis password and memory", "no --maxmemory"),
+    (_redis_maxmemory_at_the_limit, "Redis password and memory", "above 50% of the 512Mi limit"),
+    (_redis_evicts, "Redis password and memory", "noeviction"),
+    (_redis_without_password, "Redis password and memory", "--requirepass"),
+    (_redis_probes_without_password, "Redis password and memory", "REDISCLI_AUTH"),
+    (_wave_in_pod_template, "Argo CD sync waves", "pod template carries argocd.argoproj.io/sync-wave"),
 ]
 
 

@@ -19,10 +19,16 @@ from devstack.servers import free_port, wait_for_port
 from manifest_render import rendered_objects
 
 
+# What the kubelet would put in $(REDIS_PASSWORD) (prod's comes from an ExternalSecret).
+PASSWORD = "test-only-password"  # pragma: allowlist secret
+
+
 def redis_args(overlay: str) -> list[str]:
+    """The rendered container's arguments, with $(REDIS_PASSWORD) expanded as the kubelet would."""
     deployment = next(o for o in rendered_objects(f"overlays/{overlay}")
                       if o["kind"] == "Deployment" and o["metadata"]["name"] == "redis")
-    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return [PASSWORD if a == "$(REDIS_PASSWORD)" else a for a in args]
 
 
 def start(args: list[str], datadir: Path, port: int) -> subprocess.Popen:
@@ -40,7 +46,7 @@ def queued_after_crash(overlay: str, datadir: Path) -> int:
     args, port = redis_args(overlay), free_port()
     proc = start(args, datadir, port)
     try:
-        client = redis.Redis(port=port)
+        client = redis.Redis(port=port, password=PASSWORD)
         for i in range(50):
             client.lpush("votes", f'{{"voter_id": "v{i}", "vote": "a"}}')  # acknowledged once this returns
         client.close()
@@ -49,7 +55,7 @@ def queued_after_crash(overlay: str, datadir: Path) -> int:
         proc.wait(10)
     proc = start(args, datadir, port)
     try:
-        client = redis.Redis(port=port)
+        client = redis.Redis(port=port, password=PASSWORD)
         for _ in range(100):  # the server answers LOADING while it replays its file
             try:
                 return client.llen("votes")
@@ -68,3 +74,15 @@ def test_prod_keeps_every_acknowledged_vote_through_a_crash(tmp_path):
 
 def test_dev_redis_is_ephemeral(tmp_path):
     assert queued_after_crash("dev", tmp_path) == 0
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_redis_refuses_a_client_without_the_password(overlay, tmp_path):
+    port = free_port()
+    proc = start(redis_args(overlay), tmp_path, port)
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).rpush("votes", "x")
+    finally:
+        proc.terminate()
+        proc.wait(10)

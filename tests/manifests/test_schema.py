@@ -11,7 +11,10 @@ from manifest_render import rendered_objects
 # The oldest Kubernetes minor we support; the schemas ship inside kubernetes-validate (uv.lock pins it).
 KUBERNETES_VERSION = "1.33.0"
 # Kinds with no upstream schema: each has its own checks in test_custom_resources.py.
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("external-secrets.io/v1", "ExternalSecret")}
+CUSTOM_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("external-secrets.io/v1", "ExternalSecret"),
+}
 
 
 def schema_problems(objects: list[dict]) -> list[str]:

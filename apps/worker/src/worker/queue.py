@@ -34,16 +34,33 @@ end
 return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
+# A Redis at its maxmemory with the noeviction policy refuses any command that may grow memory,
+# unless a script has already written (it cannot stop half-way). The worker is what empties a
+# full Redis, so each script below writes first with a command that never grows memory (LTRIM,
+# DEL, PEXPIRE): the worker goes on draining while vote is refused.
 _RECLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
     return -1
 end
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
 for i = #items, 1, -1 do
     redis.call('LPUSH', KEYS[3], items[i])
 end
-redis.call('DEL', KEYS[1])
 return #items
+"""
+
+_BEAT = """
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then
+    redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+"""
+
+_ACK = """
+redis.call('DEL', KEYS[1])
+if #ARGV > 0 then
+    redis.call('RPUSH', KEYS[2], unpack(ARGV))
+end
 """
 
 
@@ -64,9 +81,11 @@ class ReliableQueue:
         self.heartbeat_ms = int(heartbeat_seconds * 1000)
         self._fill = client.register_script(_FILL)
         self._reclaim = client.register_script(_RECLAIM)
+        self._beat = client.register_script(_BEAT)
+        self._ack = client.register_script(_ACK)
 
     def beat(self) -> None:
-        self.client.set(self.heartbeat, "1", px=self.heartbeat_ms)
+        self._beat(keys=[self.heartbeat], args=[self.heartbeat_ms])
 
     def unfinished(self) -> list[tuple[str, list[bytes]]]:
         """Batches a previous life of this worker took but never acknowledged."""
@@ -87,12 +106,8 @@ class ReliableQueue:
         return key, self._fill(keys=[QUEUE, key], args=[limit])
 
     def ack(self, key: str, dead_letters: list[str]) -> None:
-        """Forget a written batch, filing its malformed messages, in one transaction."""
-        with self.client.pipeline(transaction=True) as pipe:
-            if dead_letters:
-                pipe.rpush(DEAD_LETTER, *dead_letters)
-            pipe.delete(key)
-            pipe.execute()
+        """Forget a written batch and file its malformed messages, atomically."""
+        self._ack(keys=[key, DEAD_LETTER], args=dead_letters)
 
     def reclaim_orphans(self) -> int:
         """Move batches of workers whose heartbeat lapsed back to the head of the queue."""
