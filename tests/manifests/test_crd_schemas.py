@@ -221,7 +221,7 @@ def test_every_custom_resource_matches_its_schema(checked):
 
 def test_the_check_sees_our_custom_kinds(checked):
     kinds = {o["kind"] for o in checked["ours"]}
-    assert {"Application", "AppProject", "ScaledObject", "ExternalSecret"} <= kinds
+    assert {"Application", "AppProject", "ScaledObject", "TriggerAuthentication", "ExternalSecret"} <= kinds
     assert any(o["metadata"]["name"] == "voting-app-root" for o in checked["ours"]), "the root Application is missing"
 
 
