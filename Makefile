@@ -21,7 +21,11 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-install: $(UV) ## Create .venv (and checkov's own) from the lock files
+# npm ci rebuilds node_modules from scratch, so only when the lock file is newer than the last install.
+tools/crd-schemas/node_modules/.package-lock.json: tools/crd-schemas/package-lock.json
+	cd tools/crd-schemas && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error
+
+install: $(UV) tools/crd-schemas/node_modules/.package-lock.json ## Create .venv, checkov's own and tools/crd-schemas/node_modules from the lock files
 	$(UV) sync --frozen --all-groups
 	$(UV) sync --frozen --project tools/checkov
 

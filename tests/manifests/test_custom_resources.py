@@ -1,4 +1,4 @@
-"""Fields we rely on in custom resources (KEDA, External Secrets) and in what Argo CD reads."""
+"""The meaning of our KEDA and External Secrets resources and of what Argo CD reads; shapes: test_crd_schemas.py."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ import pytest
 import manifest_checks as mc
 
 # KEDA redis (lists) scaler: trigger metadata keys it understands (keda.sh/docs, "Redis Lists").
+# The CRD types trigger metadata as a free-form map of strings, so only this list can catch a misspelt key.
 KEDA_REDIS_KEYS = {
     "address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv", "usernameFromEnv",
     "passwordFromEnv", "listName", "listLength", "activationListLength", "databaseIndex", "enableTLS", "unsafeSsl",
 }
-SCALED_OBJECT_SPEC_KEYS = {
-    "scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount",
-    "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers",
-}
-EXTERNAL_SECRET_SPEC_KEYS = {"refreshInterval", "refreshPolicy", "secretStoreRef", "target", "data", "dataFrom"}
 DB_SECRET_KEYS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
 # The Secrets our pods read, and their keys: in dev generated, in prod made by ExternalSecrets.
 SECRET_KEYS = {"db": DB_SECRET_KEYS, "redis": {"REDIS_PASSWORD"}}
@@ -33,8 +29,6 @@ def scaled_object_problems(objects: list[dict], namespace: str) -> list[str]:
     spec = so["spec"]
     if so["apiVersion"] != "keda.sh/v1alpha1":
         problems.append(f"apiVersion {so['apiVersion']}")
-    if set(spec) - SCALED_OBJECT_SPEC_KEYS:
-        problems.append(f"unknown spec fields {sorted(set(spec) - SCALED_OBJECT_SPEC_KEYS)}")
     target = spec["scaleTargetRef"]
     if (target.get("kind", "Deployment"), target["name"]) != ("Deployment", "worker"):
         problems.append(f"scales {target}, not Deployment/worker")
@@ -46,8 +40,6 @@ def scaled_object_problems(objects: list[dict], namespace: str) -> list[str]:
     meta = triggers[0]["metadata"]
     if set(meta) - KEDA_REDIS_KEYS:
         problems.append(f"unknown redis trigger keys {sorted(set(meta) - KEDA_REDIS_KEYS)}")
-    if any(not isinstance(v, str) for v in meta.values()):
-        problems.append("trigger metadata values must all be strings")
     if meta.get("listName") != "votes":
         problems.append(f"listName {meta.get('listName')!r}, not 'votes'")
     if meta.get("listLength") != "100":
@@ -87,8 +79,6 @@ def _external_secret_problems(es: dict) -> list[str]:
     spec = es["spec"]
     if es["apiVersion"] != "external-secrets.io/v1":
         problems.append(f"apiVersion {es['apiVersion']}")
-    if set(spec) - EXTERNAL_SECRET_SPEC_KEYS:
-        problems.append(f"unknown spec fields {sorted(set(spec) - EXTERNAL_SECRET_SPEC_KEYS)}")
     store = spec.get("secretStoreRef", {})
     if store.get("kind") not in ("SecretStore", "ClusterSecretStore") or not store.get("name"):
         problems.append(f"secretStoreRef {store}")
@@ -128,7 +118,6 @@ def test_keda_scaled_object(prod_objects):
     ("field", "value", "expected"),
     [
         ("listName", "queue", "listName"),
-        ("listLength", 100, "strings"),
         ("listLenght", "100", "unknown redis trigger keys"),
         ("address", "redis:6379", "address"),
     ],

@@ -1,0 +1,247 @@
+"""Every custom resource we render or apply, against the upstream schemas of its kind, strictly."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import operator
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+from hcl2.api import SerializationOptions
+
+from manifest_render import REPO, rendered_objects
+
+TOOL = REPO / "tools" / "crd-schemas"
+ROOT_APP = REPO / "terraform" / "charts" / "root-app"
+TARGETS = ("base", "overlays/dev", "overlays/prod", "argocd")
+# API groups the Kubernetes API server serves itself; test_schema.py checks their objects.
+BUILTIN_GROUPS = {
+    "", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
+    "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "node.k8s.io",
+    "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "certificates.k8s.io",
+    "events.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+}
+
+
+def is_custom(obj: dict) -> bool:
+    """True for an object whose kind a CRD defines, not the API server itself."""
+    return obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
+
+
+def schema_problems(objects: list[dict], tool: Path = TOOL) -> list[list[str]]:
+    """The problems of each object by its upstream schema, from one run of tools/crd-schemas."""
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node is not installed: install Node.js 18+ (.ci/run does) and run `make install`")
+    for name in json.loads((tool / "package.json").read_text())["dependencies"]:
+        if not (tool / "node_modules" / name / "package.json").is_file():
+            pytest.fail(f"{name} is not installed in tools/crd-schemas: run `make install`")
+    done = subprocess.run(
+        [node, str(tool / "validate.mjs")], input=json.dumps(objects),
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"tools/crd-schemas/validate.mjs failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def fill_template(text: str, values: dict, namespace: str) -> str:
+    """A Helm template filled in; only value look-ups, `required` and `quote` are understood."""
+    def look_up(ref: str):
+        if ref == ".Release.Namespace":
+            return namespace
+        if ref.startswith(".Values.") and ref[len(".Values."):] in values:
+            return values[ref[len(".Values."):]]
+        pytest.fail(f"root-app template: cannot fill {ref}")
+
+    def action(match: re.Match) -> str:
+        first, *pipes = [part.strip() for part in match.group(1).split("|")]
+        words = shlex.split(first)
+        if words[0] == "required" and len(words) == 3:
+            value = look_up(words[2])
+            if value in ("", None):
+                pytest.fail(f"root-app template: {words[1]}")
+        elif len(words) == 1:
+            value = look_up(words[0])
+        else:
+            pytest.fail(f"root-app template: cannot fill {{{{ {match.group(1)} }}}}")
+        for pipe in pipes:
+            if pipe != "quote":
+                pytest.fail(f"root-app template: unknown function {pipe!r}")
+            value = json.dumps(str(value))
+        return str(value)
+
+    return re.sub(r"{{\s*(.*?)\s*}}", action, text)
+
+
+def root_application() -> dict:
+    """The Application Terraform installs through the root-app chart, with the values main.tf gives it."""
+    options = SerializationOptions(strip_string_quotes=True)
+    with (REPO / "terraform" / "main.tf").open() as handle:
+        main = hcl2.load(handle, serialization_options=options)
+    with (REPO / "terraform" / "variables.tf").open() as handle:
+        blocks = hcl2.load(handle, serialization_options=options)["variable"]
+    namespace = next(block["argocd_namespace"]["default"] for block in blocks if "argocd_namespace" in block)
+    source = yaml.safe_load((REPO / "argocd" / "source.yaml").read_text())["data"]
+    given = next(block["root_application"] for block in main["locals"] if "root_application" in block)
+    values = yaml.safe_load((ROOT_APP / "values.yaml").read_text())
+    for key, value in given.items():
+        local = re.fullmatch(r"\$\{local\.source\.(\w+)\}", value)
+        values[key] = source[local.group(1)] if local else value
+    text = (ROOT_APP / "templates" / "application.yaml").read_text()
+    return yaml.safe_load(fill_template(text, values, namespace))
+
+
+def custom_resources() -> list[dict]:
+    """Every custom resource of base, both overlays, argocd/ and the root Application."""
+    objects = [obj for target in TARGETS for obj in rendered_objects(target)] + [root_application()]
+    return [obj for obj in objects if is_custom(obj)]
+
+
+# Kinds the overlays will hold, written here so that their schemas are proven before they arrive.
+EXAMPLES = [
+    {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+        "metadata": {"name": "redis", "namespace": "voting-app-prod"},
+        "spec": {"secretTargetRef": [{"parameter": "password", "name": "redis", "key": "REDIS_PASSWORD"}]},
+    },
+    {
+        "apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "voting-app"},
+        "spec": {"provider": {"vault": {
+            "server": "https://vault.example.com:8200", "path": "secret", "version": "v2",
+            "auth": {"kubernetes": {
+                "mountPath": "kubernetes", "role": "voting-app",
+                "serviceAccountRef": {"name": "external-secrets", "namespace": "external-secrets"},
+            }},
+        }}},
+    },
+    {
+        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+        "metadata": {"name": "voting-app", "namespace": "voting-app-prod"},
+        "spec": {"provider": {"kubernetes": {
+            "remoteNamespace": "voting-app-secrets",
+            "server": {"caProvider": {"type": "ConfigMap", "name": "kube-root-ca.crt", "key": "ca.crt"}},
+            "auth": {"serviceAccount": {"name": "voting-app-secrets"}},
+        }}},
+    },
+    {
+        "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+        "metadata": {"name": "letsencrypt"},
+        "spec": {"acme": {
+            "server": "https://acme-v02.api.letsencrypt.org/directory",
+            "email": "ops@example.com",
+            "privateKeySecretRef": {"name": "letsencrypt-account"},
+            "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+        }},
+    },
+    {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "vote", "namespace": "voting-app-prod"},
+        "spec": {
+            "secretName": "vote-tls", "dnsNames": ["vote.example.com"],
+            "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        },
+    },
+]
+
+
+DROP = object()
+# kind to break, field (dotted, list items by index), its new value or DROP, and what the check must report.
+BREAKAGES = [
+    ("ScaledObject", "spec.minReplicas", 1, "/spec/minReplicas: field not declared"),
+    ("ScaledObject", "spec.triggers.0.authenticationRefs", {"name": "x"}, "/authenticationRefs: field not declared"),
+    ("ScaledObject", "spec.minReplicaCount", "one", "/spec/minReplicaCount: must be integer"),
+    ("ScaledObject", "spec.triggers.0.type", DROP, "/spec/triggers/0: must have required property type"),
+    ("ScaledObject", "spec.triggers.0.metadata.listLength", 100, "/metadata/listLength: must be string"),
+    ("ScaledObject", "kind", "ScaledObjekt", "no schema for keda.sh/v1alpha1 ScaledObjekt"),
+    ("ExternalSecret", "spec.data.0.remoteRef", DROP, "/spec/data/0: must have required property remoteRef"),
+    ("ExternalSecret", "spec.secretStoreRef.kind", "Vault", "/spec/secretStoreRef/kind: must be equal to one of"),
+    ("ExternalSecret", "spec.refreshIntervall", "1h", "/spec/refreshIntervall: field not declared"),
+    ("Application", "spec.source.pathh", "overlays/dev", "/spec/source/pathh: field not declared"),
+    ("Application", "spec.syncPolicy.automated.prune", "yes", "/spec/syncPolicy/automated/prune: must be boolean"),
+    ("AppProject", "spec.namespaceResourceWhitelist.0.kind", DROP, "/0: must have required property kind"),
+    ("AppProject", "spec.description", 1, "/spec/description: field not declared"),
+    ("AppProject", "metadata.lables", {}, "/metadata/lables: field not declared"),
+    ("TriggerAuthentication", "spec.secretTargetRef.0.key", DROP, "/0: must have required property key"),
+    ("TriggerAuthentication", "spec.secretTargetRefs", [], "/spec/secretTargetRefs: field not declared"),
+    ("ClusterSecretStore", "spec.provider.vault.server", DROP, "/vault: must have required property server"),
+    ("SecretStore", "spec.provider.kubernets", {}, "/spec/provider/kubernets: field not declared"),
+    ("Certificate", "spec.secretName", DROP, "/spec: must have required property secretName"),
+    ("Certificate", "spec.dnsName", "vote.example.com", "/spec/dnsName: field not declared"),
+    ("ClusterIssuer", "spec.acme.privateKeySecretRef", DROP, "/acme: must have required property privateKeySecretRef"),
+    ("ClusterIssuer", "spec.acme.solvers.0.http01.ingress.ingressClass", "nginx", "/ingressClass: field not declared"),
+]
+BREAKAGE_IDS = [f"{kind}:{field}" for kind, field, _, _ in BREAKAGES]
+
+
+def broken(obj: dict, field: str, value) -> dict:
+    """A copy of obj with field set to value, or removed when value is DROP."""
+    obj = copy.deepcopy(obj)
+    *parents, last = [int(p) if p.isdigit() else p for p in field.split(".")]
+    node = functools.reduce(operator.getitem, parents, obj)
+    if value is DROP:
+        del node[last]
+    else:
+        node[last] = value
+    return obj
+
+
+def labelled(objects: list[dict], problems: list[list[str]]) -> list[str]:
+    """Each problem prefixed with its object's kind and name."""
+    return [f"{o['kind']}/{o['metadata']['name']}: {p}" for o, found in zip(objects, problems) for p in found]
+
+
+@pytest.fixture(scope="module")
+def checked() -> dict:
+    """One run of the schemas over our custom resources, the EXAMPLES and a broken copy for each of BREAKAGES."""
+    ours = custom_resources()
+    pool = EXAMPLES + ours
+    cases = [broken(next(o for o in pool if o["kind"] == kind), field, value) for kind, field, value, _ in BREAKAGES]
+    found = schema_problems(ours + EXAMPLES + cases)
+    return {
+        "ours": ours,
+        "our problems": labelled(ours, found[:len(ours)]),
+        "example problems": labelled(EXAMPLES, found[len(ours):len(ours) + len(EXAMPLES)]),
+        "broken": dict(zip(BREAKAGE_IDS, found[len(ours) + len(EXAMPLES):])),
+    }
+
+
+def test_every_custom_resource_matches_its_schema(checked):
+    assert checked["our problems"] == []
+
+
+def test_the_check_sees_our_custom_kinds(checked):
+    kinds = {o["kind"] for o in checked["ours"]}
+    assert {"Application", "AppProject", "ScaledObject", "TriggerAuthentication", "ExternalSecret"} <= kinds
+    assert any(o["metadata"]["name"] == "voting-app-root" for o in checked["ours"]), "the root Application is missing"
+
+
+def test_examples_match_their_schemas(checked):
+    assert checked["example problems"] == []
+
+
+@pytest.mark.parametrize(("kind", "field", "value", "expected"), BREAKAGES, ids=BREAKAGE_IDS)
+def test_schema_check_catches(kind, field, value, expected, checked):
+    found = checked["broken"][f"{kind}:{field}"]
+    assert any(expected in p for p in found), found
+
+
+def test_missing_node_fails_and_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="make install"):
+        schema_problems(EXAMPLES)
+
+
+def test_missing_packages_fail_and_say_how_to_install(tmp_path):
+    (tmp_path / "package.json").write_text((TOOL / "package.json").read_text())
+    with pytest.raises(pytest.fail.Exception, match="run `make install`"):
+        schema_problems(EXAMPLES, tool=tmp_path)
