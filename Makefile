@@ -12,10 +12,10 @@ RUN := $(UV) run --frozen
 # Tests and scripts that call `uv` find this same one.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help install up test unit validate e2e cluster cluster-down bench drills lock clean
+.PHONY: help python install up test unit validate e2e cluster cluster-down bench drills lock clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -25,11 +25,13 @@ $(UV):
 tools/crd-schemas/node_modules/.package-lock.json: tools/crd-schemas/package-lock.json
 	cd tools/crd-schemas && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error
 
-install: $(UV) tools/crd-schemas/node_modules/.package-lock.json ## Create .venv, checkov's own and tools/crd-schemas/node_modules from the lock files
+python: $(UV) ## Create .venv and checkov's own from the lock files (all that make up needs)
 	$(UV) sync --frozen --all-groups
 	$(UV) sync --frozen --project tools/checkov
 
-up: install ## Run Redis, PostgreSQL, vote, worker and result locally
+install: python tools/crd-schemas/node_modules/.package-lock.json ## Also tools/crd-schemas/node_modules (needs Node.js and npm)
+
+up: python ## Run Redis, PostgreSQL, vote, worker and result locally
 	@# Straight from .venv, not through `uv run`: a second Ctrl-C relayed by make
 	@# would make uv kill the runner before it has stopped the servers.
 	.venv/bin/voting-up
@@ -37,7 +39,7 @@ up: install ## Run Redis, PostgreSQL, vote, worker and result locally
 test: install ## Every test that runs here: units, integration, browser, manifests, delivery
 	$(RUN) pytest
 
-unit: install ## Only the fast unit tests beside each service
+unit: python ## Only the fast unit tests beside each service
 	$(RUN) pytest apps libs
 
 validate: install ## Offline checks of the Kubernetes, Argo CD, Terraform and workflow files
@@ -52,10 +54,10 @@ cluster: ## Create a local kind cluster with Argo CD syncing overlays/dev (needs
 cluster-down: ## Delete the local kind cluster
 	bash scripts/cluster.sh down
 
-bench: install ## Measure each service against its limit (--quick: BENCH_ARGS=--quick)
+bench: python ## Measure each service against its limit (--quick: BENCH_ARGS=--quick)
 	$(RUN) python -m devstack.bench $(BENCH_ARGS)
 
-drills: install ## Long-form fault and security drills, printed as a table
+drills: python ## Long-form fault and security drills, printed as a table
 	$(RUN) python -m devstack.drills $(DRILLS_ARGS)
 
 lock: $(UV) ## Refresh the lock files after editing a pyproject.toml
@@ -63,4 +65,4 @@ lock: $(UV) ## Refresh the lock files after editing a pyproject.toml
 	$(UV) lock --project tools/checkov
 
 clean: ## Remove the virtualenv and local data
-	rm -rf .venv .tools tools/checkov/.venv .data .bench .drills .test-envs
+	rm -rf .venv .tools tools/checkov/.venv tools/crd-schemas/node_modules .test-envs .data .bench .drills .test-envs

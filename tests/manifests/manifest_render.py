@@ -16,6 +16,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
 NAMESPACES = {"dev": "voting-app-dev", "prod": "voting-app-prod"}
+# API groups the Kubernetes API server serves itself; test_schema.py checks their objects,
+# test_crd_schemas.py every other.
+BUILTIN_GROUPS = {
+    "", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
+    "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "node.k8s.io",
+    "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "certificates.k8s.io",
+    "events.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+}
+
+
+def is_custom(obj: dict) -> bool:
+    """True for an object whose kind a CRD defines, not the API server itself."""
+    return obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
+
+
 
 
 def venv_tool(name: str) -> str:

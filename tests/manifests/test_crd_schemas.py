@@ -17,25 +17,11 @@ import pytest
 import yaml
 from hcl2.api import SerializationOptions
 
-from manifest_render import REPO, rendered_objects
+from manifest_render import REPO, is_custom, rendered_objects
 
 TOOL = REPO / "tools" / "crd-schemas"
 ROOT_APP = REPO / "terraform" / "charts" / "root-app"
 TARGETS = ("base", "overlays/dev", "overlays/prod", "argocd")
-# API groups the Kubernetes API server serves itself; test_schema.py checks their objects.
-BUILTIN_GROUPS = {
-    "", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
-    "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "node.k8s.io",
-    "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "certificates.k8s.io",
-    "events.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
-}
-
-
-def is_custom(obj: dict) -> bool:
-    """True for an object whose kind a CRD defines, not the API server itself."""
-    return obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
-
-
 def schema_problems(objects: list[dict], tool: Path = TOOL) -> list[list[str]]:
     """The problems of each object by its upstream schema, from one run of tools/crd-schemas."""
     node = shutil.which("node")
