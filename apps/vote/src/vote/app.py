@@ -10,7 +10,7 @@ import time
 
 import redis
 from flask import Flask, Response, g, render_template, request
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
@@ -36,6 +36,11 @@ LATENCY = Histogram(
     "vote_request_duration_seconds", "Time to answer a request", ["method", "endpoint", "status"],
     buckets=LATENCY_BUCKETS,
 )
+# Readiness does not follow Redis (a ballot that says "not recorded, try again" is still worth
+# serving); this gauge and the logs say whether Redis answers. The newest value wins across
+# gunicorn workers: each sets it on every vote and every scrape.
+REDIS_UP = Gauge("vote_redis_up", "1 if Redis answered this service's last command, else 0",
+                 multiprocess_mode="livemostrecent")
 HEADERS = security_headers(form_action="'self'")
 
 
@@ -61,6 +66,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     push = enqueue_script(client)
     hostname = socket.gethostname()
+    redis_was_up: bool | None = None
+
+    def saw_redis(up: bool, exc: redis.RedisError | None = None) -> None:
+        """Record whether Redis answered: the gauge always, the log when it changes."""
+        nonlocal redis_was_up
+        REDIS_UP.set(1 if up else 0)
+        if up and redis_was_up is False:
+            log.info("redis answers again")
+        elif not up and redis_was_up is not False:
+            log.warning("redis stopped answering: %s", exc)
+        redis_was_up = up
 
     # A ballot page depends only on the voter's choice: there are three of them, rendered once.
     pages: dict[str | None, str] = {}
@@ -88,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
         except redis.RedisError as exc:
+            saw_redis(False, exc)
             if never_sent(exc):
                 log.warning("vote not queued, redis unreachable: %s", exc)
                 return error_page(503, "Your vote was not recorded: the ballot box is unavailable. "
@@ -95,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             log.warning("vote may or may not be queued, redis failed mid-request: %s", exc)
             return error_page(503, "We could not confirm your vote: the ballot box stopped answering. "
                                    "Please vote again; only your latest vote counts.")
+        saw_redis(True)
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, just_cast=True)
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
@@ -107,14 +125,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        try:
-            client.ping()
-        except redis.RedisError:
-            return Response("redis unavailable\n", status=503, mimetype="text/plain")
+        # Ready whenever this process answers: with Redis down it still serves the ballot and
+        # a clear "not recorded" page; the Service keeps its endpoints, users keep our pages.
         return Response("ready\n", mimetype="text/plain")
 
     @app.get("/metrics")
     def metrics():
+        try:
+            client.ping()
+            saw_redis(True)
+        except redis.RedisError as exc:
+            saw_redis(False, exc)
         body, content_type = exposition()
         return Response(body, content_type=content_type)
 
