@@ -21,6 +21,7 @@ from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
 from voting_contract.wire import OPTIONS, Vote, enqueue_script
 
+from .origin import cross_site
 from .settings import Settings
 
 log = logging.getLogger("vote")
@@ -32,6 +33,7 @@ COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers accept
 MAX_BODY_BYTES = 4096
 
 VOTES_CAST = Counter("vote_votes_cast", "Votes accepted and queued", ["option"])
+CROSS_SITE = Counter("vote_cross_site_refused", "Votes refused because they came from another site's page")
 LATENCY = Histogram(
     "vote_request_duration_seconds", "Time to answer a request", ["method", "endpoint", "status"],
     buckets=LATENCY_BUCKETS,
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env(environ())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # The scheme comes from the proxy's X-Forwarded-Proto; the host is the Host header, which the
+    # ingress passes on unchanged (X-Forwarded-Host is not trusted). Both judge a vote's origin.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     client = redis.Redis(
         host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
@@ -97,6 +101,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/")
     def cast():
+        why = cross_site(request.headers.get("Origin"), request.headers.get("Referer"), request.scheme, request.host)
+        if why:
+            # The browser sent no voter cookie (SameSite=Lax): do not hand it a new one either.
+            g.new_voter = False
+            CROSS_SITE.inc()
+            log.warning("refused a cross-site vote: %s (%.100r)", why,
+                        request.headers.get("Origin") or request.headers.get("Referer"))
+            return error_page(403, "Your vote was not counted: this vote came from another site, not from "
+                                   "this ballot. If you meant to vote, go back to the ballot and choose there.")
         choice = request.form.get("vote")
         if choice not in OPTIONS:
             return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")

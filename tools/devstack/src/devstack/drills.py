@@ -933,6 +933,28 @@ def hostile_request(rng: random.Random) -> dict:
             "headers": {"X-Forwarded-Proto": rng.choice(["https", "<script>", "gopher"])}}
 
 
+def cross_site_headers(rng: random.Random, port: int) -> dict[str, str]:
+    """What a browser sends when a page elsewhere posts a form to the ballot at 127.0.0.1:port."""
+    other = rng.choice(["https://evil.example", f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}",
+                        f"http://localhost:{port}", "null"])
+    if other != "null" and rng.random() < 0.3:
+        return {"Referer": f"{other}/page.html"}  # an old browser: no Origin, only a Referer
+    return {"Origin": other}
+
+
+def cross_site_posts(url: str, port: int, client: redis.Redis, count: int, rng: random.Random) -> tuple[dict, int, int]:
+    """Valid votes posted from other sites' pages: answers by status, how many said why, votes queued."""
+    statuses: collections.Counter = collections.Counter()
+    said_why = 0
+    before = client.llen(QUEUE)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for _ in range(count):
+            response = http.post("/", data={"vote": rng.choice("ab")}, headers=cross_site_headers(rng, port))
+            statuses[response.status_code] += 1
+            said_why += "came from another site" in response.text
+    return dict(statuses), said_why, client.llen(QUEUE) - before
+
+
 def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
     """Hostile requests to the live vote service: always a clear answer below 500, nothing unexpected queued."""
     rng = random.Random(seed)
@@ -961,6 +983,8 @@ def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
             statuses[response.status_code] += 1
             text = response.text
             reflected += sum(1 for h in HOSTILE[:2] if h in text)
+    cross = max(requests // 10, 20)
+    cross_statuses, said_why, cross_queued = cross_site_posts(vote.url, vote.port, client, cross, rng)
     messages = [decode(m) for m in client.lrange(QUEUE, 0, -1)]
     off_ballot = [m for m in messages if m.vote not in ("a", "b") or not re.fullmatch(r"[0-9a-f]{32}", m.voter_id)]
     alive = vote.running() and stack.http_status(vote.url + "/healthz") == 200
@@ -973,16 +997,21 @@ def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
         problems.append(f"{len(off_ballot)} queued messages with an off-ballot vote or a foreign voter id")
     if reflected:
         problems.append(f"{reflected} pages reflected hostile text unescaped")
+    if cross_statuses != {403: cross} or said_why != cross or cross_queued:
+        problems.append(f"cross-site votes: answers {cross_statuses}, {said_why}/{cross} said why, "
+                        f"{cross_queued} queued (want all 403, none queued)")
     if not alive or worker_restarts > 0:
         problems.append(f"vote service alive={alive}, gunicorn workers restarted {worker_restarts} times")
     client.close()
     return judge(
         f"bad HTTP input x{requests}",
         f"{requests} random hostile requests to POST / and friends (bytes, forms, multipart, cookies, 8-70 KB "
-        f"headers, odd methods and paths)",
+        f"headers, odd methods and paths), then {cross} valid votes posted from other sites' pages",
         f"statuses {dict(sorted(statuses.items(), key=str))} ({unsendable} unsendable); {len(messages)} votes "
-        f"queued, {len(off_ballot)} off-ballot; {reflected} unescaped reflections",
-        problems, {"statuses": {str(k): v for k, v in statuses.items()}, "unsendable": unsendable,
+        f"queued, {len(off_ballot)} off-ballot; {reflected} unescaped reflections; cross-site: "
+        f"{cross_statuses.get(403, 0)}/{cross} refused 403, {cross_queued} queued",
+        problems, {"cross_site": cross, "cross_site_statuses": {str(k): v for k, v in cross_statuses.items()},
+                   "cross_site_queued": cross_queued, "statuses": {str(k): v for k, v in statuses.items()}, "unsendable": unsendable,
                    "queued": len(messages),
                    "off_ballot": len(off_ballot), "reflected": reflected},
     )
