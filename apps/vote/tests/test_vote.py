@@ -108,10 +108,23 @@ def test_when_redis_is_down_the_voter_is_told_the_vote_was_not_recorded(down_cli
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_liveness_ignores_redis_and_readiness_follows_it(down_client, client):
+def redis_up(client) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    return float(re.search(r"^vote_redis_up (\S+)$", text, re.M).group(1))
+
+
+def test_without_redis_it_stays_ready_serves_the_ballot_and_says_redis_is_down(down_client):
+    """Readiness must not follow Redis: our "not recorded" page beats the proxy's bare 503."""
     assert down_client.get("/healthz").status_code == 200
-    assert down_client.get("/readyz").status_code == 503
+    assert down_client.get("/readyz").status_code == 200
+    ballot = down_client.get("/")
+    assert ballot.status_code == 200 and "Cats" in ballot.get_data(as_text=True)
+    assert redis_up(down_client) == 0
+
+
+def test_with_redis_the_metric_says_it_is_up(client):
     assert client.get("/readyz").status_code == 200
+    assert redis_up(client) == 1
 
 
 def test_labels_are_escaped(redis_server, redis_client):
