@@ -3,11 +3,12 @@
 import re
 
 import pytest
+import redis
 
 from devstack.servers import free_port
 from voting_contract.settings import Options, RedisSettings
 from voting_contract.wire import QUEUE, decode
-from vote.app import create_app
+from vote.app import create_app, never_sent
 from vote.settings import Settings
 
 
@@ -152,3 +153,19 @@ def test_metrics_count_votes_by_option(client):
     client.post("/", data={"vote": "a"})
     assert cast("a") == before + 2
     assert "vote_request_duration_seconds_bucket" in client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "certainly_not_queued"),
+    [
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (redis.ResponseError("Error running script (call to f_0): @user_script:6: @user_script: 6: "
+                             "-OOM command not allowed when used memory > 'maxmemory'."), True),
+        (redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused."), True),
+        (redis.ConnectionError("Connection closed by server."), False),
+        (redis.TimeoutError("Timeout reading from socket"), False),
+        (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+    ],
+)
+def test_a_vote_is_called_not_recorded_only_when_it_certainly_was_not_queued(error, certainly_not_queued):
+    assert never_sent(error) is certainly_not_queued

@@ -47,10 +47,15 @@ HEADERS = security_headers(form_action="'self'")
 
 
 def never_sent(exc: redis.RedisError) -> bool:
-    """Whether the command failed before reaching Redis (no connection), so nothing was queued.
+    """Whether the vote certainly was not queued: no connection, or Redis refused the script.
 
-    redis-py says so only in the message of the errors raised while connecting.
+    redis-py says "no connection" only in the message of the errors raised while connecting.
+    A Redis at its maxmemory refuses the enqueue script at its first write, before anything:
+    Redis 7 answers OOM, Redis 6 wraps the same refusal in a script error.
     """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+            isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc)):
+        return True
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and "connecting to" in str(exc)
 
 

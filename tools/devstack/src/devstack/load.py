@@ -95,7 +95,7 @@ def compare(conn: psycopg.Connection, truth: dict[str, str],
     return counts(classify(rows, truth, refused), len(truth))
 
 
-# gunicorn closes a connection left idle for its `keepalive` (5 s, vote/gunicorn_conf.py); a
+# gunicorn closes a connection left idle for its `keepalive` (vote/gunicorn_conf.py); a
 # request sent on it at that instant is dropped unanswered ("Server disconnected without
 # sending a response"). Browsers hide that race by resending on a new connection; httpx does
 # not, and by default reuses connections idle up to 5 s, the very same figure: about one vote
