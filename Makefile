@@ -65,4 +65,4 @@ lock: $(UV) ## Refresh the lock files after editing a pyproject.toml
 	$(UV) lock --project tools/checkov
 
 clean: ## Remove the virtualenv and local data
-	rm -rf .venv .tools tools/checkov/.venv tools/crd-schemas/node_modules .test-envs .data .bench .drills .test-envs
+	rm -rf .venv .tools tools/checkov/.venv tools/crd-schemas/node_modules .data .bench .drills

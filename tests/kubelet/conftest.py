@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from kubelet_cluster import SERVICES, Cluster, install  # noqa: E402
 from kubelet_env import command_line, container_env, of_kind, with_cluster_ips, workload  # noqa: E402
 from manifest_render import REPO, rendered_objects  # noqa: E402
 
-# Virtualenvs built as the images build them, kept between runs while their inputs are unchanged.
-ENV_CACHE = REPO / ".test-envs"
+# Virtualenvs built as the images build them, kept between runs while their inputs are unchanged
+# (the key of each includes a hash of its inputs, so checkouts can share them). Not in the
+# checkout: a checkout under /tmp would be hidden inside a pod that mounts an emptyDir there.
+ENV_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voting-app" / "test-envs"
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +48,9 @@ def dev_rendered() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def installed(bwrap) -> dict:
-    ENV_CACHE.mkdir(exist_ok=True)
+    if ENV_CACHE.is_relative_to("/tmp"):
+        pytest.fail(f"{ENV_CACHE} is under /tmp, which the pods' emptyDir hides: set XDG_CACHE_HOME elsewhere")
+    ENV_CACHE.mkdir(parents=True, exist_ok=True)
     return {service: install(REPO, ENV_CACHE, service) for service in SERVICES}
 
 
