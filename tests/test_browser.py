@@ -1,10 +1,13 @@
-"""A real Chromium: the result page moves when someone votes, without a reload."""
+"""A real Chromium: the result page moves when someone votes, without a reload; other sites cannot vote."""
 
+import http.server
 import shutil
+import threading
 
 import pytest
 
 from devstack import stack
+from voting_contract.wire import QUEUE, decode
 
 pytestmark = pytest.mark.browser
 
@@ -65,3 +68,60 @@ def test_the_result_page_follows_a_vote_live(browser, redis_server, postgres_ser
     assert viewer.locator("#total").text_content() == "1 vote"
     assert loads == [], "the result page reloaded"
     assert errors == [], errors
+
+
+@pytest.fixture
+def other_site():
+    """serve(html): a page on another origin (127.0.0.1, another port); returns its URL."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def serve(html: str) -> str:
+        body = html.encode()
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_form_on_another_site_cannot_vote_for_its_visitors(browser, redis_server, redis_client, launch,
+                                                             other_site):
+    vote = launch(stack.vote(stack.redis_env(redis_server.port), extra={"OPTION_A": "Mountains",
+                                                                       "OPTION_B": "Sea"}))
+    page = browser.new_context().new_page()
+    page.goto(vote.url)
+    page.get_by_role("button", name="Sea").click()
+    page.wait_for_selector("text=Your vote for Sea is in.")
+    assert [decode(m).vote for m in redis_client.lrange(QUEUE, 0, -1)] == ["b"]
+
+    # A page elsewhere that posts to the ballot the moment it opens.
+    hostile = other_site(f'<form method="post" action="{vote.url}/"><input name="vote" value="a"></form>'
+                         "<script>document.forms[0].submit()</script>")
+    with page.expect_response(lambda r: r.url.startswith(vote.url) and r.request.method == "POST") as answer:
+        page.goto(hostile)
+    assert answer.value.status == 403
+    page.wait_for_selector("text=this vote came from another site")
+    assert [decode(m).vote for m in redis_client.lrange(QUEUE, 0, -1)] == ["b"]
+
+    # The voter's own ballot still works, and still shows their own choice.
+    page.goto(vote.url)
+    assert page.locator(".option.b.chosen").count() == 1
+    page.get_by_role("button", name="Mountains").click()
+    page.wait_for_selector("text=Your vote for Mountains is in.")
+    assert [decode(m).vote for m in redis_client.lrange(QUEUE, 0, -1)] == ["b", "a"]

@@ -1,6 +1,7 @@
 """Faults across real processes: nothing acknowledged is lost, nothing is counted twice."""
 
 import random
+import re
 import threading
 import time
 
@@ -13,6 +14,13 @@ from devstack import stack
 from devstack.load import VoteStream, compare, queue_votes, wait_drained
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 from worker.queue import PROCESSING_PREFIX
+
+
+def metric(url: str, name: str) -> float:
+    """One unlabelled sample from a service's /metrics."""
+    found = re.search(rf"^{name} (\S+)$", httpx.get(url + "/metrics").text, re.M)
+    assert found, f"{name} missing from {url}/metrics"
+    return float(found.group(1))
 
 
 def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng: random.Random) -> threading.Thread:
@@ -101,13 +109,17 @@ def test_redis_outage_refuses_votes_clearly_then_recovers(own_redis, postgres_se
     own_redis.stop()
     refused = voter.post("/", data={"vote": "b"})
     assert refused.status_code == 503 and "not recorded" in refused.text
-    assert httpx.get(vote.url + "/readyz").status_code == 503
+    # Still ready: the Service keeps this pod, so voters get the page above, not the proxy's 503.
+    assert httpx.get(vote.url + "/readyz").status_code == 200
     assert httpx.get(vote.url + "/healthz").status_code == 200
+    assert voter.get("/").status_code == 200
+    assert metric(vote.url, "vote_redis_up") == 0
     time.sleep(1.0)
     assert worker.running() and httpx.get(worker.url + "/healthz").status_code == 200
     own_redis.start()
     # The voter tries again: now it counts, and the refused vote never did.
     assert voter.post("/", data={"vote": "b"}).status_code == 200
+    assert metric(vote.url, "vote_redis_up") == 1
     wait_drained(client, 30)
     voter_id = voter.cookies["voter_id"]
     assert dict(pg_conn.execute("SELECT id, vote FROM votes").fetchall()) == {voter_id: "b"}
@@ -130,6 +142,11 @@ def test_postgres_outage_queues_votes_and_the_worker_drains_them_after(redis_ser
         assert time.monotonic() < deadline, "result never noticed the outage"
         time.sleep(0.1)
     assert httpx.get(worker.url + "/readyz").status_code == 503
+    # The result service stays ready and serves the last tallies, saying it is reconnecting.
+    assert httpx.get(result.url + "/readyz").status_code == 200
+    page = httpx.get(result.url + "/")
+    assert page.status_code == 200 and "Reconnecting" in page.text
+    assert metric(result.url, "result_db_connected") == 0
     assert redis_client.llen(QUEUE) + len(redis_client.keys("votes:processing:*")) > 0
     own_postgres.start()
     stream.stop()

@@ -7,23 +7,13 @@ import re
 import shlex
 from dataclasses import dataclass
 
-# The python:3.12-slim base image's own ENV, which the final stage's ENV builds on (${PATH}).
+from devstack.dockerfile import instructions
+
+# The python:3.11-slim base image's own ENV, which the final stage's ENV builds on (${PATH}).
 BASE_IMAGE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
 }
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments), continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n\s*", " ", text)
-    found = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            found.append((word.upper(), rest.strip()))
-    return found
 
 
 def stages(text: str) -> list[list[tuple[str, str]]]:

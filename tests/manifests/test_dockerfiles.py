@@ -10,24 +10,13 @@ import tomllib
 
 import pytest
 import yaml
+from devstack.dockerfile import instructions
 
 from manifest_render import REPO, venv_tool
 
 SERVICES = ("vote", "worker", "result")
 PYTHON_BASE = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 OCI_LABELS = ("org.opencontainers.image.source", "org.opencontainers.image.revision", "org.opencontainers.image.version")
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    joined = re.sub(r"\\\n\s*", " ", text)
-    result = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            result.append((word.upper(), rest.strip()))
-    return result
 
 
 @pytest.fixture(params=SERVICES)

@@ -24,9 +24,13 @@ async def until(predicate, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def db_queries(client) -> float:
+async def metric(client, name: str) -> float:
     text = await (await client.get("/metrics")).get_data(as_text=True)
-    return float(re.search(r"^result_db_queries_total (\S+)$", text, re.M).group(1))
+    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+
+async def db_queries(client) -> float:
+    return await metric(client, "result_db_queries_total")
 
 
 def test_results_page_json_and_websocket_follow_the_table(postgres_server, pg_conn):
@@ -76,7 +80,8 @@ def test_many_viewers_cost_one_read_per_change(postgres_server, pg_conn):
     asyncio.run(scenario())
 
 
-def test_a_database_outage_keeps_the_last_tallies_and_recovers(own_postgres):
+def test_a_database_outage_keeps_the_last_tallies_and_stays_ready(own_postgres):
+    """Readiness must not follow PostgreSQL: the page with the last tallies is what users should get."""
     import psycopg
 
     app = create_app(settings_for(own_postgres.env))
@@ -89,17 +94,23 @@ def test_a_database_outage_keeps_the_last_tallies_and_recovers(own_postgres):
                 conn.execute("INSERT INTO votes (id, vote) VALUES ('v1', 'a')")
             await until(lambda: feed.current["total"] == 1)
             client = app.test_client()
+            assert await metric(client, "result_db_connected") == 1
             await asyncio.to_thread(own_postgres.stop)
             await until(lambda: not feed.connected)
             data = await (await client.get("/api/results")).get_json()
             assert (data["total"], data["stale"]) == (1, True)
-            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/readyz")).status_code == 200
             assert (await client.get("/healthz")).status_code == 200
+            page = await client.get("/")
+            text = await page.get_data(as_text=True)
+            assert page.status_code == 200 and "1 vote" in text and "Reconnecting" in text
+            assert await metric(client, "result_db_connected") == 0
             await asyncio.to_thread(own_postgres.start)
             with psycopg.connect(own_postgres.dsn, autocommit=True) as conn:
                 conn.execute("INSERT INTO votes (id, vote) VALUES ('v2', 'b')")
             await until(lambda: feed.connected and feed.current["total"] == 2, timeout=20)
             assert (await client.get("/readyz")).status_code == 200
+            assert await metric(client, "result_db_connected") == 1
 
     asyncio.run(scenario())
 
@@ -111,6 +122,29 @@ def test_before_the_first_read_the_api_says_it_has_nothing_yet(free_settings):
         response = await app.test_client().get("/api/results")
         assert response.status_code == 503
         assert (await response.get_json())["loaded"] is False
+
+
+def test_without_postgres_from_the_start_it_is_ready_and_says_connecting(free_settings):
+    app = create_app(free_settings)
+
+    async def scenario() -> None:
+        async with app.test_app():
+            client = app.test_client()
+            await asyncio.sleep(0.3)  # the reader has tried and failed by now
+            assert (await client.get("/readyz")).status_code == 200
+            page = await client.get("/")
+            assert page.status_code == 200 and "Connecting" in await page.get_data(as_text=True)
+            assert await metric(client, "result_db_connected") == 0
+
+    asyncio.run(scenario())
+
+
+def test_once_shutting_down_it_is_not_ready(free_settings):
+    app = create_app(free_settings)
+
+    async def scenario() -> None:
+        app.extensions["tally_feed"].close_viewers()
+        assert (await app.test_client().get("/readyz")).status_code == 503
 
     asyncio.run(scenario())
 

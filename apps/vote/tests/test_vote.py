@@ -3,11 +3,12 @@
 import re
 
 import pytest
+import redis
 
 from devstack.servers import free_port
 from voting_contract.settings import Options, RedisSettings
 from voting_contract.wire import QUEUE, decode
-from vote.app import create_app
+from vote.app import create_app, never_sent
 from vote.settings import Settings
 
 
@@ -108,10 +109,23 @@ def test_when_redis_is_down_the_voter_is_told_the_vote_was_not_recorded(down_cli
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_liveness_ignores_redis_and_readiness_follows_it(down_client, client):
+def redis_up(client) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    return float(re.search(r"^vote_redis_up (\S+)$", text, re.M).group(1))
+
+
+def test_without_redis_it_stays_ready_serves_the_ballot_and_says_redis_is_down(down_client):
+    """Readiness must not follow Redis: our "not recorded" page beats the proxy's bare 503."""
     assert down_client.get("/healthz").status_code == 200
-    assert down_client.get("/readyz").status_code == 503
+    assert down_client.get("/readyz").status_code == 200
+    ballot = down_client.get("/")
+    assert ballot.status_code == 200 and "Cats" in ballot.get_data(as_text=True)
+    assert redis_up(down_client) == 0
+
+
+def test_with_redis_the_metric_says_it_is_up(client):
     assert client.get("/readyz").status_code == 200
+    assert redis_up(client) == 1
 
 
 def test_labels_are_escaped(redis_server, redis_client):
@@ -139,3 +153,19 @@ def test_metrics_count_votes_by_option(client):
     client.post("/", data={"vote": "a"})
     assert cast("a") == before + 2
     assert "vote_request_duration_seconds_bucket" in client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "certainly_not_queued"),
+    [
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (redis.ResponseError("Error running script (call to f_0): @user_script:6: @user_script: 6: "
+                             "-OOM command not allowed when used memory > 'maxmemory'."), True),
+        (redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused."), True),
+        (redis.ConnectionError("Connection closed by server."), False),
+        (redis.TimeoutError("Timeout reading from socket"), False),
+        (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+    ],
+)
+def test_a_vote_is_called_not_recorded_only_when_it_certainly_was_not_queued(error, certainly_not_queued):
+    assert never_sent(error) is certainly_not_queued

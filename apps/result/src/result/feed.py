@@ -24,6 +24,7 @@ log = logging.getLogger("result.feed")
 DB_QUERIES = Counter("result_db_queries", "Tally reads sent to PostgreSQL")
 UPDATES = Counter("result_updates_published", "Changed tallies published to viewers")
 VIEWERS = Gauge("result_websocket_viewers", "Open websocket connections")
+DB_CONNECTED = Gauge("result_db_connected", "1 while the tally reader holds a PostgreSQL connection, else 0")
 
 
 class TallyFeed:
@@ -81,6 +82,7 @@ class TallyFeed:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
             await conn.execute(f"LISTEN {TALLY_CHANNEL}")
             self.connected = True
+            DB_CONNECTED.set(1)
             log.info("following tallies in %s:%d", self.settings.host, self.settings.port)
             await self._read(conn)
             while True:
@@ -92,6 +94,7 @@ class TallyFeed:
     async def run(self) -> None:
         """Follow the tallies for ever, reconnecting with backoff; viewers keep the last ones."""
         delay = 0.1
+        DB_CONNECTED.set(0)
         while True:
             try:
                 await self._follow()
@@ -99,7 +102,10 @@ class TallyFeed:
                 if self.connected:
                     log.warning("lost PostgreSQL (%s); keeping the last tallies", exc)
                     delay = 0.1
+                elif not self.loaded and delay == 0.1:
+                    log.warning("cannot reach PostgreSQL yet (%s); retrying", exc)
                 self.connected = False
+                DB_CONNECTED.set(0)
                 self._publish()
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(5.0, delay * 2)

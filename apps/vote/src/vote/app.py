@@ -10,7 +10,7 @@ import time
 
 import redis
 from flask import Flask, Response, g, render_template, request
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
@@ -21,6 +21,7 @@ from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
 from voting_contract.wire import OPTIONS, Vote, enqueue_script
 
+from .origin import cross_site
 from .settings import Settings
 
 log = logging.getLogger("vote")
@@ -32,18 +33,29 @@ COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers accept
 MAX_BODY_BYTES = 4096
 
 VOTES_CAST = Counter("vote_votes_cast", "Votes accepted and queued", ["option"])
+CROSS_SITE = Counter("vote_cross_site_refused", "Votes refused because they came from another site's page")
 LATENCY = Histogram(
     "vote_request_duration_seconds", "Time to answer a request", ["method", "endpoint", "status"],
     buckets=LATENCY_BUCKETS,
 )
+# Readiness does not follow Redis (a ballot that says "not recorded, try again" is still worth
+# serving); this gauge and the logs say whether Redis answers. The newest value wins across
+# gunicorn workers: each sets it on every vote and every scrape.
+REDIS_UP = Gauge("vote_redis_up", "1 if Redis answered this service's last command, else 0",
+                 multiprocess_mode="livemostrecent")
 HEADERS = security_headers(form_action="'self'")
 
 
 def never_sent(exc: redis.RedisError) -> bool:
-    """Whether the command failed before reaching Redis (no connection), so nothing was queued.
+    """Whether the vote certainly was not queued: no connection, or Redis refused the script.
 
-    redis-py says so only in the message of the errors raised while connecting.
+    redis-py says "no connection" only in the message of the errors raised while connecting.
+    A Redis at its maxmemory refuses the enqueue script at its first write, before anything:
+    Redis 7 answers OOM, Redis 6 wraps the same refusal in a script error.
     """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+            isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc)):
+        return True
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and "connecting to" in str(exc)
 
 
@@ -52,6 +64,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env(environ())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # The scheme comes from the proxy's X-Forwarded-Proto; the host is the Host header, which the
+    # ingress passes on unchanged (X-Forwarded-Host is not trusted). Both judge a vote's origin.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     client = redis.Redis(
         host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
@@ -61,6 +75,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     push = enqueue_script(client)
     hostname = socket.gethostname()
+    redis_was_up: bool | None = None
+
+    def saw_redis(up: bool, exc: redis.RedisError | None = None) -> None:
+        """Record whether Redis answered: the gauge always, the log when it changes."""
+        nonlocal redis_was_up
+        REDIS_UP.set(1 if up else 0)
+        if up and redis_was_up is False:
+            log.info("redis answers again")
+        elif not up and redis_was_up is not False:
+            log.warning("redis stopped answering: %s", exc)
+        redis_was_up = up
 
     # A ballot page depends only on the voter's choice: there are three of them, rendered once.
     pages: dict[str | None, str] = {}
@@ -81,6 +106,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/")
     def cast():
+        why = cross_site(request.headers.get("Origin"), request.headers.get("Referer"), request.scheme, request.host)
+        if why:
+            # The browser sent no voter cookie (SameSite=Lax): do not hand it a new one either.
+            g.new_voter = False
+            CROSS_SITE.inc()
+            log.warning("refused a cross-site vote: %s (%.100r)", why,
+                        request.headers.get("Origin") or request.headers.get("Referer"))
+            return error_page(403, "Your vote was not counted: this vote came from another site, not from "
+                                   "this ballot. If you meant to vote, go back to the ballot and choose there.")
         choice = request.form.get("vote")
         if choice not in OPTIONS:
             return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
@@ -88,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
         except redis.RedisError as exc:
+            saw_redis(False, exc)
             if never_sent(exc):
                 log.warning("vote not queued, redis unreachable: %s", exc)
                 return error_page(503, "Your vote was not recorded: the ballot box is unavailable. "
@@ -95,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             log.warning("vote may or may not be queued, redis failed mid-request: %s", exc)
             return error_page(503, "We could not confirm your vote: the ballot box stopped answering. "
                                    "Please vote again; only your latest vote counts.")
+        saw_redis(True)
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, just_cast=True)
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
@@ -107,14 +143,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        try:
-            client.ping()
-        except redis.RedisError:
-            return Response("redis unavailable\n", status=503, mimetype="text/plain")
+        # Ready whenever this process answers: with Redis down it still serves the ballot and
+        # a clear "not recorded" page; the Service keeps its endpoints, users keep our pages.
         return Response("ready\n", mimetype="text/plain")
 
     @app.get("/metrics")
     def metrics():
+        try:
+            client.ping()
+            saw_redis(True)
+        except redis.RedisError as exc:
+            saw_redis(False, exc)
         body, content_type = exposition()
         return Response(body, content_type=content_type)
 

@@ -15,7 +15,9 @@ bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "gthread"
 threads = 4
-keepalive = 5
+# Longer than a proxy keeps an idle connection to us (ingress-nginx: 60 s): if gunicorn closed it
+# first, a vote the proxy sends on it at that instant would be lost, and a proxy never resends a POST.
+keepalive = 75
 # The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
 graceful_timeout = 20
 timeout = 30

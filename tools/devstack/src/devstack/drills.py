@@ -42,7 +42,7 @@ from voting_contract.wire import DEAD_LETTER, QUEUE, Vote, decode, enqueue_scrip
 from worker.queue import PROCESSING_PREFIX
 
 from . import stack
-from .load import Comparison, VoteStream, classify, counts, wait_drained
+from .load import Comparison, VoteStream, classify, counts, misses_text, reasons_text, wait_drained
 from .servers import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[4]
@@ -247,6 +247,16 @@ def truth_text(outcome: Comparison, counted: dict[str, int]) -> str:
     return text
 
 
+def missed(stream: VoteStream) -> dict:
+    """The votes a stream did not get acknowledged, by reason and one by one, for a row's counts."""
+    return {"not_acknowledged": stream.reasons(), "misses": [m.to_json() for m in stream.misses[:100]]}
+
+
+def missed_text(stream: VoteStream) -> str:
+    """For the table: the reasons votes were not acknowledged, grouped, or nothing when all were."""
+    return f"; not acked: {reasons_text(stream.misses)}" if stream.misses else ""
+
+
 def drain(client: redis.Redis, timeout: float, *alive: stack.Service) -> list[str]:
     """Wait for the queue to empty; a problem if it does not or a worker died meanwhile."""
     try:
@@ -361,14 +371,14 @@ def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1
     outcome, counted, db_problems = check_db(pg.dsn, truth, backlog.uncertain, stream.refused_choices)
     problems += db_problems
     if stream.failed:
-        problems.append(f"{stream.failed} vote requests failed")
+        problems.append(f"{stream.failed} vote requests failed: {misses_text(stream.misses)}")
     client.close()
     return judge(
         f"worker SIGKILL x{kills}, {workers} worker{'s' if workers > 1 else ''}",
         f"{stream.acknowledged} votes via HTTP from {voters} voters + {backlog.pushed} queued from {backlog_voters} "
         f"voters (re-votes); {kills} kills, {with_batch} with a batch in hand",
-        truth_text(outcome, counted), problems,
-        {"kills": kills, "kills_with_batch_in_hand": with_batch, "acknowledged": stream.acknowledged + backlog.pushed,
+        truth_text(outcome, counted) + missed_text(stream), problems,
+        {**missed(stream), "kills": kills, "kills_with_batch_in_hand": with_batch, "acknowledged": stream.acknowledged + backlog.pushed,
          "voters": outcome.expected, "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "refused_counted": outcome.refused_counted,
          "tallies": counted},
@@ -425,7 +435,7 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
               "failed": stream.failed, "queued_at_restarts": depth_at_restart, "voters": outcome.expected,
               "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "refused_counted": outcome.refused_counted, "tallies": counted,
-              "lost_detail": [p for p in db_problems if "missing" in p or "older vote" in p]}
+              "lost_detail": [p for p in db_problems if "missing" in p or "older vote" in p], **missed(stream)}
     measured = not (prod and how == "sigterm")
     if measured:
         # No promise here: report the loss; only double counting and broken tallies fail.
@@ -433,14 +443,15 @@ def redis_restarts(lab: Lab, *, mode: str = "prod", how: str = "sigterm", restar
     else:
         problems += db_problems
     if stream.failed:
-        problems.append(f"{stream.failed} vote requests failed with neither 2xx nor a clear 503")
+        problems.append(f"{stream.failed} vote requests failed with neither 2xx nor a clear 503: "
+                        f"{misses_text(stream.misses)}")
     client.close()
     return judge(
         f"Redis {how.upper()} restart x{restarts}, {mode}{', worker down' if worker_down else ''}",
         f"{settings}; {acked} acked ({stream.acknowledged} via HTTP, the rest in surges of {surge_votes} new voters "
         f"just before each restart), {stream.refused} refused (503, {stream.unconfirmed} 'could not confirm'); "
         f"{depth_at_restart} queued at the restarts",
-        f"{truth_text(outcome, counted)}; acked votes lost: {lost}",
+        f"{truth_text(outcome, counted)}; acked votes lost: {lost}{missed_text(stream)}",
         problems, counts, measured=measured,
     )
 
@@ -458,6 +469,7 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
     said_reconnecting = False
     try:
         stream.wait_for(100)
+        outage_at = stream.since_start()
         pg.stop()
         acked_before = stream.acknowledged
         started = time.monotonic()
@@ -470,7 +482,9 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
             time.sleep(0.25)
         acked_during = stream.acknowledged - acked_before
         worker_ready_during = stack.http_status(worker.url + "/readyz")
+        result_ready_during = stack.http_status(result.url + "/readyz")
         pg.start()
+        back_at = stream.since_start()
         stream.wait_for(stream.acknowledged + 100)
     finally:
         stream.stop()
@@ -495,16 +509,21 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
         problems.append("the result page never said it was reconnecting")
     if worker_ready_during != 503:
         problems.append(f"worker /readyz answered {worker_ready_during} during the outage, not 503")
+    if result_ready_during != 200:
+        problems.append(f"result /readyz answered {result_ready_during} during the outage, not 200")
     if stream.failed or stream.refused:
-        problems.append(f"{stream.failed + stream.refused} votes refused or failed")
+        problems.append(f"{stream.failed + stream.refused} votes refused or failed: {misses_text(stream.misses)} "
+                        f"(outage from {outage_at:.1f}s to {back_at:.1f}s of the stream)")
     client.close()
     return judge(
         f"PostgreSQL down {outage:g}s",
         f"{acked_during} votes acked during the outage, queue peaked at {peak}; result said reconnecting: "
         f"{'yes' if said_reconnecting else 'no'}",
-        f"{truth_text(outcome, counted)}; result page totals {'match' if not problems else 'checked'}",
+        f"{truth_text(outcome, counted)}; result page totals {'match' if not problems else 'checked'}"
+        f"{missed_text(stream)}",
         problems,
-        {"outage_seconds": outage, "acked_during_outage": acked_during, "queue_peak": peak,
+        {**missed(stream), "outage_from": outage_at, "outage_until": back_at, "outage_seconds": outage,
+         "acked_during_outage": acked_during, "queue_peak": peak, "result_ready_during": result_ready_during,
          "said_reconnecting": said_reconnecting, "acknowledged": stream.acknowledged, "voters": outcome.expected,
          "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "refused_counted": outcome.refused_counted, "tallies": counted},
@@ -634,9 +653,9 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
         f"DB reads/s {base.get('reads_per_s')} -> {many.get('reads_per_s')}, per committed batch "
         f"{base.get('reads_per_batch')} -> {many.get('reads_per_batch')} (1 -> {viewers} viewers); "
         f"{saw_final}/{viewers} viewers saw final totals a={want.get('a', 0)} "
-        f"b={want.get('b', 0)}; {truth_text(outcome, counted)}",
+        f"b={want.get('b', 0)}; {truth_text(outcome, counted)}{missed_text(stream)}",
         problems,
-        {"viewers": viewers, "connected": connected, "saw_final": saw_final, "phases": phases,
+        {**missed(stream), "viewers": viewers, "connected": connected, "saw_final": saw_final, "phases": phases,
          "acknowledged": stream.acknowledged, "voters": outcome.expected, "lost": outcome.lost,
          "extra": outcome.extra, "wrong": outcome.wrong, "tallies": counted},
     )
@@ -818,8 +837,8 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
         f"{voters} voters voting; {slow} POSTs mid-body at SIGTERM; replaced on the same port after exit",
         f"in flight: {in_flight_ok}/{slow} 2xx and counted; exit {code} after {took:.1f}s; after SIGTERM "
         f"{acked_after} more acked on open connections, {refused_after} new refused (Kubernetes sends none); "
-        f"{truth_text(outcome, counted)}",
-        problems, {"in_flight": slow, "in_flight_2xx": in_flight_ok, "exit": code, "seconds": round(took, 2),
+        f"{truth_text(outcome, counted)}{missed_text(stream)}",
+        problems, {**missed(stream), "in_flight": slow, "in_flight_2xx": in_flight_ok, "exit": code, "seconds": round(took, 2),
                    "acked_after_sigterm": acked_after, "refused_after_sigterm": refused_after,
                    "lost": outcome.lost, "extra": outcome.extra, "wrong": outcome.wrong,
          "refused_counted": outcome.refused_counted},
@@ -933,6 +952,28 @@ def hostile_request(rng: random.Random) -> dict:
             "headers": {"X-Forwarded-Proto": rng.choice(["https", "<script>", "gopher"])}}
 
 
+def cross_site_headers(rng: random.Random, port: int) -> dict[str, str]:
+    """What a browser sends when a page elsewhere posts a form to the ballot at 127.0.0.1:port."""
+    other = rng.choice(["https://evil.example", f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}",
+                        f"http://localhost:{port}", "null"])
+    if other != "null" and rng.random() < 0.3:
+        return {"Referer": f"{other}/page.html"}  # an old browser: no Origin, only a Referer
+    return {"Origin": other}
+
+
+def cross_site_posts(url: str, port: int, client: redis.Redis, count: int, rng: random.Random) -> tuple[dict, int, int]:
+    """Valid votes posted from other sites' pages: answers by status, how many said why, votes queued."""
+    statuses: collections.Counter = collections.Counter()
+    said_why = 0
+    before = client.llen(QUEUE)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for _ in range(count):
+            response = http.post("/", data={"vote": rng.choice("ab")}, headers=cross_site_headers(rng, port))
+            statuses[response.status_code] += 1
+            said_why += "came from another site" in response.text
+    return dict(statuses), said_why, client.llen(QUEUE) - before
+
+
 def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
     """Hostile requests to the live vote service: always a clear answer below 500, nothing unexpected queued."""
     rng = random.Random(seed)
@@ -961,6 +1002,8 @@ def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
             statuses[response.status_code] += 1
             text = response.text
             reflected += sum(1 for h in HOSTILE[:2] if h in text)
+    cross = max(requests // 10, 20)
+    cross_statuses, said_why, cross_queued = cross_site_posts(vote.url, vote.port, client, cross, rng)
     messages = [decode(m) for m in client.lrange(QUEUE, 0, -1)]
     off_ballot = [m for m in messages if m.vote not in ("a", "b") or not re.fullmatch(r"[0-9a-f]{32}", m.voter_id)]
     alive = vote.running() and stack.http_status(vote.url + "/healthz") == 200
@@ -973,16 +1016,21 @@ def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
         problems.append(f"{len(off_ballot)} queued messages with an off-ballot vote or a foreign voter id")
     if reflected:
         problems.append(f"{reflected} pages reflected hostile text unescaped")
+    if cross_statuses != {403: cross} or said_why != cross or cross_queued:
+        problems.append(f"cross-site votes: answers {cross_statuses}, {said_why}/{cross} said why, "
+                        f"{cross_queued} queued (want all 403, none queued)")
     if not alive or worker_restarts > 0:
         problems.append(f"vote service alive={alive}, gunicorn workers restarted {worker_restarts} times")
     client.close()
     return judge(
         f"bad HTTP input x{requests}",
         f"{requests} random hostile requests to POST / and friends (bytes, forms, multipart, cookies, 8-70 KB "
-        f"headers, odd methods and paths)",
+        f"headers, odd methods and paths), then {cross} valid votes posted from other sites' pages",
         f"statuses {dict(sorted(statuses.items(), key=str))} ({unsendable} unsendable); {len(messages)} votes "
-        f"queued, {len(off_ballot)} off-ballot; {reflected} unescaped reflections",
-        problems, {"statuses": {str(k): v for k, v in statuses.items()}, "unsendable": unsendable,
+        f"queued, {len(off_ballot)} off-ballot; {reflected} unescaped reflections; cross-site: "
+        f"{cross_statuses.get(403, 0)}/{cross} refused 403, {cross_queued} queued",
+        problems, {"cross_site": cross, "cross_site_statuses": {str(k): v for k, v in cross_statuses.items()},
+                   "cross_site_queued": cross_queued, "statuses": {str(k): v for k, v in statuses.items()}, "unsendable": unsendable,
                    "queued": len(messages),
                    "off_ballot": len(off_ballot), "reflected": reflected},
     )
@@ -1452,6 +1500,8 @@ def run_drill(lab: Lab, drill: Drill, *, quick: bool = False, **overrides) -> Ro
     finally:
         lab.cleanup()
     row.seconds = round(time.monotonic() - started, 1)
+    # A shared machine's load explains some timings: kept with the row.
+    row.counts["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return row
 
 

@@ -6,10 +6,11 @@ PostgreSQL with the same truth the same way.
 
 from __future__ import annotations
 
+import collections
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import httpx
 import psycopg
@@ -94,6 +95,50 @@ def compare(conn: psycopg.Connection, truth: dict[str, str],
     return counts(classify(rows, truth, refused), len(truth))
 
 
+# gunicorn closes a connection left idle for its `keepalive` (vote/gunicorn_conf.py); a
+# request sent on it at that instant is dropped unanswered ("Server disconnected without
+# sending a response"). Browsers hide that race by resending on a new connection; httpx does
+# not, and by default reuses connections idle up to 5 s, the very same figure: about one vote
+# in five thousand met it. Voters here let a connection go well before the server would.
+CLIENT_KEEPALIVE_SECONDS = 2.0
+
+# Our error pages, told apart by what they say (apps/vote/src/vote/app.py).
+PAGES = {"not recorded": "not recorded", "could not confirm": "could not confirm", "another site": "cross-site"}
+
+
+def page_kind(text: str) -> str:
+    """Which of the vote service's error pages this is: "not recorded", "cross-site", ... or "other"."""
+    return next((kind for phrase, kind in PAGES.items() if phrase in text), "other")
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A vote that was not acknowledged: what came back instead, and when."""
+
+    reason: str  # "503 not recorded", "403 cross-site", "502 other", or a client-side exception's type
+    detail: str  # the exception's message, or "" for an HTTP answer
+    elapsed: float  # seconds the request took
+    at: float  # seconds since the stream started
+    idle: float | None = None  # seconds since this voter's previous answer (its connection's idle time)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def reasons_text(misses: list[Miss]) -> str:
+    """Misses grouped by reason, e.g. "2 x 503 not recorded, 1 x ReadTimeout"."""
+    grouped = collections.Counter(m.reason for m in misses)
+    return ", ".join(f"{n} x {reason}" for reason, n in grouped.most_common()) or "none"
+
+
+def misses_text(misses: list[Miss], limit: int = 5) -> str:
+    """Grouped reasons, then the first few misses with their timing, for a failure message."""
+    each = [f"{m.reason} after {m.elapsed:.3f}s at {m.at:.1f}s"
+            f"{'' if m.idle is None else f', {m.idle:.2f}s after the previous answer'}"
+            f"{': ' + m.detail if m.detail else ''}" for m in misses[:limit]]
+    return f"{reasons_text(misses)} [{'; '.join(each)}{'; ...' if len(misses) > limit else ''}]"
+
+
 @dataclass
 class VoteStream:
     """Browsers voting through the vote service: many voters, some changing their minds.
@@ -102,6 +147,7 @@ class VoteStream:
     with "not recorded" must not count. Choices answered otherwise since a voter's last
     acknowledged vote (503 "could not confirm", a cut connection) may have been queued: they
     are kept in `refused_choices` so a comparison can tell them from an older vote winning.
+    Every vote not acknowledged is kept in `misses` with its reason and timing.
     Runs in threads until stop().
     """
 
@@ -116,6 +162,8 @@ class VoteStream:
     failed: int = 0
     unconfirmed: int = 0
     refused_choices: dict[str, set[str]] = field(default_factory=dict)
+    misses: list[Miss] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,26 +171,33 @@ class VoteStream:
     def _run(self, index: int) -> None:
         rng = random.Random(self.seed * 1000 + index)
         clients: dict[int, httpx.Client] = {}
+        answered: dict[int, float] = {}  # when each voter's last request ended
         mine = range(index, self.voters, self.threads)
         try:
             while not self._stop.is_set():
                 n = rng.choice(mine)
                 client = clients.get(n)
                 if client is None:
-                    client = clients[n] = httpx.Client(base_url=self.url, timeout=10)
+                    client = clients[n] = httpx.Client(
+                        base_url=self.url, timeout=10, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_SECONDS))
                 voter_id = client.cookies.get("voter_id")
                 if voter_id in self.truth and rng.random() > self.change_rate:
                     continue  # most people vote once
                 choice = rng.choice("ab")
+                sent = time.monotonic()
+                idle = round(sent - answered[n], 3) if n in answered else None
                 try:
                     response = client.post("/", data={"vote": choice})
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
+                    answered[n] = time.monotonic()
                     with self._lock:
                         self.failed += 1
+                        self._missed(type(exc).__name__, str(exc).strip()[:200], sent, idle)
                         if voter_id:
                             self.refused_choices.setdefault(voter_id, set()).add(choice)
                     time.sleep(0.01)
                     continue
+                answered[n] = time.monotonic()
                 voter_id = client.cookies.get("voter_id")
                 with self._lock:
                     if 200 <= response.status_code < 300:
@@ -150,6 +205,7 @@ class VoteStream:
                         self.truth[voter_id] = choice
                         self.refused_choices.pop(voter_id, None)
                         continue
+                    self._missed(f"{response.status_code} {page_kind(response.text)}", "", sent, idle)
                     if response.status_code == 503:
                         self.refused += 1
                     else:
@@ -163,7 +219,20 @@ class VoteStream:
             for client in clients.values():
                 client.close()
 
+    def _missed(self, reason: str, detail: str, sent: float, idle: float | None) -> None:
+        now = time.monotonic()
+        self.misses.append(Miss(reason, detail, round(now - sent, 3), round(now - self.started, 3), idle))
+
+    def since_start(self) -> float:
+        """Seconds since the stream started, the clock its misses are timed by."""
+        return round(time.monotonic() - self.started, 3)
+
+    def reasons(self) -> dict[str, int]:
+        """Votes not acknowledged, counted by reason."""
+        return dict(collections.Counter(m.reason for m in self.misses).most_common())
+
     def start(self) -> VoteStream:
+        self.started = time.monotonic()
         for i in range(self.threads):
             t = threading.Thread(target=self._run, args=(i,), daemon=True)
             t.start()

@@ -36,6 +36,9 @@ class Service:
     env: dict[str, str]
     port: int
     log_path: Path | None = None
+    # What "started" means to a test: /readyz, or for result its first tallies (/readyz
+    # answers before PostgreSQL does, as it should in a cluster).
+    ready_path: str = "/readyz"
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -53,7 +56,8 @@ class Service:
         )
         return self
 
-    def wait_ready(self, timeout: float = 30.0, path: str = "/readyz") -> Service:
+    def wait_ready(self, timeout: float = 30.0, path: str | None = None) -> Service:
+        path = path or self.ready_path
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -110,7 +114,7 @@ def result(pg_env: Mapping[str, str], *, port: int = 0, extra: Mapping[str, str]
            log_path: Path | None = None) -> Service:
     port = port or free_port()
     env = {**pg_env, "HOST": "127.0.0.1", "PORT": str(port), **extra}
-    return Service("result", [sys.executable, "-m", "result"], env, port, log_path)
+    return Service("result", [sys.executable, "-m", "result"], env, port, log_path, ready_path="/api/results")
 
 
 def redis_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
