@@ -19,7 +19,6 @@ pytestmark = pytest.mark.services
 # kube-state-metrics series about our pods: no process here can expose them.
 KUBE_STATE_METRICS = {
     "kube_pod_container_status_restarts_total": "restarts of each container (WorkerRestartingOften, the dashboard)",
-    "kube_pod_container_status_ready": "readiness of each container (ResultServingStaleTallies)",
     "kube_deployment_status_replicas_ready": "ready pods of each Deployment (NoWorkerReadyWithVotesWaiting)",
 }
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -83,7 +82,7 @@ def unknown(queried: dict[str, set[str]], exposed: set[str]) -> list[str]:
 
 
 def test_the_scrape_sees_each_service(exposed):
-    assert {"vote_votes_cast_total", "worker_queue_depth", "result_websocket_viewers"} <= exposed
+    assert {"vote_votes_cast_total", "worker_queue_depth", "result_db_connected"} <= exposed
 
 
 def test_alerts_and_panels_name_only_exposed_metrics(exposed):
