@@ -97,6 +97,12 @@ def annotation_problems(rule: dict, runbooks: str) -> list[str]:
     return problems
 
 
+def annotation_queries(alert: dict) -> list[str]:
+    """The PromQL an alert's annotations run through the `query` template function."""
+    texts = alert.get("annotations", {}).values()
+    return [q.replace('\\"', '"') for text in texts for q in re.findall(r'printf "((?:[^"\\]|\\.)*)"[^|}]*\|\s*query', text)]
+
+
 def rule_file(rule: dict, folder: Path) -> Path:
     """The PrometheusRule's groups as a Prometheus rule file, the form promtool reads."""
     path = folder / "rules.yaml"

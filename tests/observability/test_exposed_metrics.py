@@ -68,9 +68,11 @@ def exposed(redis_server, postgres_server, tmp_path_factory) -> set[str]:
 
 
 def queried_names() -> dict[str, set[str]]:
-    """The metric names each alert, panel query and dashboard variable reads."""
+    """The metric names each alert (its expression and its annotations' queries), panel and variable reads."""
     rule = next(o for o in mon.render_component_cached() if o["kind"] == "PrometheusRule")
     found = {f"alert {a['alert']}": metric_names(a["expr"]) for a in mon.alerts(rule)}
+    found |= {f"alert {a['alert']} annotations": set().union(*map(metric_names, mon.annotation_queries(a)))
+              for a in mon.alerts(rule) if mon.annotation_queries(a)}
     found |= {f"panel {key}": metric_names(expr) for key, expr in mon.panel_queries(mon.dashboard()).items()}
     found |= {key: {name} for key, name in mon.variable_metrics(mon.dashboard()).items()}
     return found
