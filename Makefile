@@ -43,7 +43,7 @@ unit: python ## Only the fast unit tests beside each service
 	$(RUN) pytest apps libs
 
 validate: install ## Offline checks of the Kubernetes, Argo CD, Terraform and workflow files
-	$(RUN) pytest tests/manifests tests/delivery
+	$(RUN) pytest tests/manifests tests/delivery tests/observability -m "not services"
 
 e2e: install ## End-to-end on a kind cluster (needs Docker)
 	$(RUN) pytest tests/e2e
