@@ -19,8 +19,6 @@ def reported_depth(worker: stack.Service) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.xfail(strict=True, reason="the worker sets worker_queue_depth only after a take that found "
-                                        "the queue empty, so a backlog never shows in it")
 def test_the_depth_follows_a_backlog_while_postgres_is_down(redis_server, redis_client, own_postgres, launch):
     redis_env = stack.redis_env(redis_server.port)
     worker = launch(stack.worker(redis_env, own_postgres.env))

@@ -77,6 +77,7 @@ class Worker:
         self._turned()
         try:
             self.queue.beat()
+            metrics.QUEUE_DEPTH.set(self.queue.depth())  # votes pile up while PostgreSQL is away
         except redis.RedisError:
             pass  # Redis itself is down: nobody can reclaim the batch meanwhile
 
@@ -143,6 +144,8 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_reclaim:
             self._next_reclaim = now + self.settings.heartbeat_seconds / 2
+            # Also between batches: a queue that never empties must still show its depth.
+            metrics.QUEUE_DEPTH.set(self.queue.depth())
             moved = self.queue.reclaim_orphans()
             if moved:
                 metrics.RECLAIMED.inc(moved)
