@@ -711,10 +711,17 @@ class TimedLoad:
         return self
 
     def split(self, at: float) -> tuple[list[Call], list[Call]]:
-        """Requests in flight at `at` (started before, answered after), and requests started after it."""
+        """Requests in flight at `at` (started before, answered after), and new requests after it.
+
+        A request whose connection was refused never reached the server, so it was not in flight
+        even if the client began it just before `at`: it counts with the new requests.
+        """
         with self._lock:
             calls = list(self.calls)
-        return [c for c in calls if c.started < at < c.ended], [c for c in calls if c.started >= at]
+        never_connected = {id(c) for c in calls if c.error == "ConnectError"}
+        in_flight = [c for c in calls if c.started < at < c.ended and id(c) not in never_connected]
+        after = [c for c in calls if c.started >= at or (c.ended > at and id(c) in never_connected)]
+        return in_flight, after
 
 
 def ok(call: Call) -> bool:
