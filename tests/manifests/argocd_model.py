@@ -27,7 +27,7 @@ two later changes it knows: the CronJob health check (3.2) and HPA metric failur
 | no health check: argoproj.io Application (removed in 1.8) and AppProject, TriggerAuthentication, ServiceMonitor, PodMonitor, PrometheusRule, ConfigMap, Secret, ... | argo-cd `docs/operator-manual/health.md`; no Lua file |
 
 The cold cluster it assumes: nothing has run yet. Every storage class binds on first
-consumer (WaitForFirstConsumer: kind's `standard`, the GKE/EKS/AKS defaults, our `local-storage`),
+consumer (WaitForFirstConsumer: kind's `standard`, the GKE/EKS/AKS defaults),
 so a claim binds only when a pod that mounts it is created; a CronJob creates no pod during
 a sync; a StatefulSet's claim templates are bound by its own pods. No load balancer publishes
 an address (bare metal) unless `load_balancer=True`. No metrics exist yet. The platform's
