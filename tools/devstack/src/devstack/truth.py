@@ -65,6 +65,7 @@ def compare(conn: psycopg.Connection, truth: dict[str, str],
 
 
 def expected_tallies(truth: dict[str, str]) -> dict[str, int]:
+    """The totals per option that the truth adds up to."""
     return dict(collections.Counter(truth.values()))
 
 

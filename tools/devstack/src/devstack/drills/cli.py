@@ -18,6 +18,7 @@ PACKAGE_DOC = importlib.import_module(__package__).__doc__
 
 
 def table(rows: list[Row]) -> str:
+    """The rows as a plain-text table for the terminal."""
     head = ("drill", "what it did", "what it compared", "verdict", "s")
     cells = [head] + [(r.name, r.did, r.compared, r.verdict, f"{r.seconds:.0f}") for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]

@@ -13,10 +13,18 @@ from voting_contract.wire import QUEUE
 
 from .. import stack
 from ..load import VoteStream, misses_text
-from ..truth import audit, expected_tallies
+from ..truth import Audit, audit, expected_tallies
 from .lab import WORKER_FAST, Lab, redis_env, set_fsync
 from .row import Row, judge
 from .traffic import Backlog, Viewers, drain, in_hand, metric, missed, missed_text, shown_totals, surge
+
+
+def settle(client: redis.Redis, timeout: float, worker: stack.Service, dsn: str,
+           stream: VoteStream) -> tuple[list[str], Audit]:
+    """Drain the queue, then compare the database with what the stream's voters were told."""
+    problems = drain(client, timeout, worker)
+    db = audit(dsn, stream.truth, refused=stream.refused_choices)
+    return problems + db.problems(), db
 
 
 def worker_kills(lab: Lab, *, workers: int = 1, kills: int = 50, voters: int = 1000, backlog_voters: int = 5000,
@@ -167,9 +175,8 @@ def postgres_outage(lab: Lab, *, outage: float = 30.0, voters: int = 500, seed: 
         stream.wait_for(stream.acknowledged + 100)
     finally:
         stream.stop()
-    problems += drain(client, 120, worker)
-    db = audit(pg.dsn, stream.truth, refused=stream.refused_choices)
-    problems += db.problems()
+    found, db = settle(client, 120, worker, pg.dsn, stream)
+    problems += found
     want = expected_tallies(stream.truth)
     shown: dict = {}
     deadline = time.monotonic() + 30
@@ -242,9 +249,8 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
                 problems.append(f"{q1 - q0:g} reads with {crowd_size} viewers > {bound:.0f} (batches + rechecks)")
     finally:
         stream.stop()
-    problems += drain(client, 60, worker)
-    db = audit(pg.dsn, stream.truth, refused=stream.refused_choices)
-    problems += db.problems()
+    found, db = settle(client, 60, worker, pg.dsn, stream)
+    problems += found
     want = expected_tallies(stream.truth)
 
     def final(snapshot: dict) -> bool:

@@ -87,6 +87,7 @@ class Lab:
 
 @contextlib.contextmanager
 def lab_in(root: Path | None = None) -> Iterator[Lab]:
+    """A lab in a scratch folder (or `root`), closed with everything in it at the end."""
     with tempfile.TemporaryDirectory(prefix="voting-drills-") as tmp:
         lab = Lab(Path(root or tmp))
         try:
@@ -111,6 +112,7 @@ def set_fsync(server: RedisServer, policy: str) -> None:
 
 
 def redis_env(server: RedisServer) -> dict[str, str]:
+    """The REDIS_* settings that point a service at this server."""
     return stack.redis_env(server.port)
 
 

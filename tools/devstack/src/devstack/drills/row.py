@@ -29,4 +29,5 @@ class Row:
 
 
 def judge(name: str, did: str, compared: str, problems: list[str], counts: dict, *, measured: bool = False) -> Row:
+    """A row that holds when there are no problems."""
     return Row(name, did, compared, ok=not problems, measured=measured, counts=counts, problems=problems)

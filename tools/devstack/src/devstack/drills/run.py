@@ -17,6 +17,8 @@ from .security import prod_exposure, secrets_scan
 
 @dataclass(frozen=True)
 class Drill:
+    """A drill's name (for --only), its function, and the arguments of its long and quick forms."""
+
     name: str
     run: Callable[..., Row]
     long: dict

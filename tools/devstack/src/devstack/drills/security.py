@@ -1,8 +1,4 @@
-"""Security drills: the rendered prod overlay's exposure, and a secrets scan of the repository.
-
-The checks themselves live beside their tests in tests/security, and render with the pinned
-kubectl through tests/manifests/manifest_render.py: one copy of each, run here on the real tree.
-"""
+"""Security drills: the rendered prod overlay's exposure, and a secrets scan of the repository."""
 
 from __future__ import annotations
 
@@ -14,9 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[5]
+# The checks live beside their tests in tests/security and render with the pinned kubectl through
+# tests/manifests/manifest_render.py: one copy of each, run here on the real tree.
 sys.path[:0] = [str(REPO / "tests" / "security"), str(REPO / "tests" / "manifests")]
 
-from exposure_checks import pod_templates, exposure_problems  # noqa: E402
+from exposure_checks import exposure_problems, pod_templates  # noqa: E402
 from manifest_render import rendered_objects  # noqa: E402
 from secrets_checks import baseline_secrets, pragma_lines, scan_secrets, secret_problems, tracked_files  # noqa: E402
 
