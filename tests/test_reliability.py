@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from devstack import stack
-from devstack.load import VoteStream, compare, queue_votes, wait_drained
+from devstack.load import VoteStream, queue_votes, wait_drained
+from devstack.truth import compare
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 from worker.queue import PROCESSING_PREFIX
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.drills import Lab
+from devstack.drills.lab import Lab
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.drills import DRILLS, run_drill
+from devstack.drills.run import DRILLS, run_drill
 
 BY_NAME = {d.name: d for d in DRILLS}
 

@@ -1,6 +1,6 @@
 """How the rollout drills tell requests in flight at SIGTERM from new ones."""
 
-from devstack.drills import Call, TimedLoad
+from devstack.drills.rollout import Call, TimedLoad
 
 
 def test_a_refused_connection_was_never_in_flight():

@@ -13,7 +13,8 @@ import functools
 
 import pytest
 
-from devstack.drills import exposure_problems, render
+from exposure_checks import exposure_problems
+from manifest_render import rendered_objects as render
 
 
 @functools.cache

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from devstack.drills import REPO, SCAN_EXCLUDE, baseline_secrets, pragma_lines, scan_secrets, secret_problems, secrets_scan
+from devstack.drills.security import secrets_scan
+from secrets_checks import REPO, SCAN_EXCLUDE, baseline_secrets, pragma_lines, scan_secrets, secret_problems
 
 FAKE_KEY = "AKIA" + "QX7MZ4PLRT2WNB6Y"  # built at run time, so this file holds no key-shaped string
 

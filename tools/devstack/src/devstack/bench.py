@@ -37,7 +37,8 @@ from worker.batch import plan_batch
 from worker.store import UPSERT_SQL
 
 from . import stack
-from .load import compare, queue_votes, wait_drained
+from .load import queue_votes, wait_drained
+from .truth import compare
 from .servers import PostgresServer, RedisServer
 
 MiB = 1024 * 1024

@@ -1,7 +1,7 @@
 """Vote traffic with a ground truth: what every voter last chose, as acknowledged.
 
 Shared by the reliability tests, the drills and the benchmarks, so all three compare
-PostgreSQL with the same truth the same way.
+PostgreSQL (devstack.truth) with the same truth the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import httpx
-import psycopg
 import redis
 
 from voting_contract.wire import QUEUE, Vote, enqueue_script
@@ -46,53 +45,6 @@ def wait_drained(client: redis.Redis, timeout: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"queue not drained after {timeout}s: {client.llen(QUEUE)} waiting")
-
-
-@dataclass
-class Comparison:
-    expected: int
-    lost: int
-    extra: int
-    wrong: int
-    refused_counted: int = 0  # rows holding a vote answered 503 "could not confirm"
-
-    @property
-    def ok(self) -> bool:
-        return self.lost == self.extra == self.wrong == 0
-
-    def __str__(self) -> str:
-        return f"{self.expected} voters expected: {self.lost} lost, {self.extra} extra, {self.wrong} with an older vote"
-
-
-def classify(rows: dict[str, str], truth: dict[str, str],
-             refused: dict[str, set[str]] | None = None) -> dict[str, list[str]]:
-    """Voter ids by verdict: lost, extra, wrong (an older vote won) and refused_counted.
-
-    `refused` holds, per voter, choices left unconfirmed since their last acknowledged vote: a
-    row holding one of those is counted apart, not as an older vote winning or an extra row.
-    """
-    refused = refused or {}
-    verdicts: dict[str, list[str]] = {"lost": [], "extra": [], "wrong": [], "refused_counted": []}
-    for voter, choice in truth.items():
-        if voter not in rows:
-            verdicts["lost"].append(voter)
-        elif rows[voter] != choice:
-            verdicts["refused_counted" if rows[voter] in refused.get(voter, ()) else "wrong"].append(voter)
-    for voter, choice in rows.items():
-        if voter not in truth:
-            verdicts["refused_counted" if choice in refused.get(voter, ()) else "extra"].append(voter)
-    return verdicts
-
-
-def counts(verdicts: dict[str, list[str]], expected: int) -> Comparison:
-    return Comparison(expected, len(verdicts["lost"]), len(verdicts["extra"]), len(verdicts["wrong"]),
-                      len(verdicts["refused_counted"]))
-
-
-def compare(conn: psycopg.Connection, truth: dict[str, str],
-            refused: dict[str, set[str]] | None = None) -> Comparison:
-    rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
-    return counts(classify(rows, truth, refused), len(truth))
 
 
 # gunicorn closes a connection left idle for its `keepalive` (vote/gunicorn_conf.py); a
