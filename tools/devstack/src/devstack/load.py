@@ -91,6 +91,23 @@ def misses_text(misses: list[Miss], limit: int = 5) -> str:
     return f"{reasons_text(misses)} [{'; '.join(each)}{'; ...' if len(misses) > limit else ''}]"
 
 
+def run_threads(load):
+    """Start `load.threads` daemon threads, each running `load._run(index)` until `load._stop` is set."""
+    for i in range(load.threads):
+        thread = threading.Thread(target=load._run, args=(i,), daemon=True)
+        thread.start()
+        load._threads.append(thread)
+    return load
+
+
+def stop_threads(load, join_seconds: float):
+    """Ask the threads of `load` to stop, and wait for each up to `join_seconds`."""
+    load._stop.set()
+    for thread in load._threads:
+        thread.join(join_seconds)
+    return load
+
+
 @dataclass
 class VoteStream:
     """Browsers voting through the vote service: many voters, some changing their minds.
@@ -117,7 +134,7 @@ class VoteStream:
     misses: list[Miss] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _run(self, index: int) -> None:
@@ -185,17 +202,10 @@ class VoteStream:
 
     def start(self) -> VoteStream:
         self.started = time.monotonic()
-        for i in range(self.threads):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True)
-            t.start()
-            self._workers.append(t)
-        return self
+        return run_threads(self)
 
     def stop(self) -> VoteStream:
-        self._stop.set()
-        for t in self._workers:
-            t.join(30)
-        return self
+        return stop_threads(self, 30)
 
     def wait_for(self, acknowledged: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

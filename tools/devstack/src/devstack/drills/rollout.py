@@ -18,7 +18,7 @@ import redis
 from voting_contract.wire import QUEUE
 
 from .. import stack
-from ..load import VoteStream
+from ..load import VoteStream, run_threads, stop_threads
 from ..truth import audit
 from .lab import WORKER_FAST, Lab, redis_env
 from .row import Row, judge
@@ -60,17 +60,10 @@ class TimedLoad:
                     time.sleep(0.02)
 
     def start(self) -> TimedLoad:
-        for i in range(self.threads):
-            thread = threading.Thread(target=self._run, args=(i,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
+        return run_threads(self)
 
     def stop(self) -> TimedLoad:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(40)
-        return self
+        return stop_threads(self, 40)
 
     def split(self, at: float) -> tuple[list[Call], list[Call]]:
         """Requests in flight at `at` (started before, answered after), and new requests after it.
