@@ -17,6 +17,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from wsproto.extensions import PerMessageDeflate
 
+from voting_contract import logs
 from voting_contract.settings import load
 
 from .app import create_app
@@ -47,12 +48,17 @@ async def serve_until_signalled(settings: Settings) -> None:
     config.bind = [f"{settings.host}:{settings.port}"]
     # The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
     config.graceful_timeout = 20
-    config.accesslog = None
-    config.errorlog = "-"
+    # hypercorn's own lines go through the services' format (voting_contract.logs); its access
+    # lines only at level debug, where the logger is enabled.
+    access = logging.getLogger("hypercorn.access")
+    config.accesslog = access if access.isEnabledFor(logging.INFO) else None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.access_log_format = '%(m)s %(U)s %(s)s %(B)s bytes %(L)ss'
     stopping = asyncio.Event()
 
     def on_signal(signum: int) -> None:
-        log.info("received %s: closing websockets, draining requests", signal.Signals(signum).name)
+        log.info("received %s: closing websockets, draining requests", signal.Signals(signum).name,
+                 extra=logs.event("result.stopping"))
         app.extensions["tally_feed"].close_viewers()
         stopping.set()
 
@@ -63,8 +69,8 @@ async def serve_until_signalled(settings: Settings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load(Settings, "result")
+    logs.configure("result", settings.log)
     asyncio.run(serve_until_signalled(settings))
     return 0
 

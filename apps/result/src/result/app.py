@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
+from opentelemetry.trace import TracerProvider
 from prometheus_client import Histogram
 from quart import Quart, Response, g, render_template, request, websocket
 
+from voting_contract import tracing
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
 
 from .feed import TallyFeed
 from .settings import Settings
+from .telemetry import FeedTelemetry
 
 LATENCY = Histogram(
     "result_request_duration_seconds", "Time to answer an HTTP request", ["method", "endpoint", "status"],
@@ -22,11 +26,14 @@ LATENCY = Histogram(
 HEADERS = security_headers(form_action="'none'")
 
 
-def create_app(settings: Settings | None = None) -> Quart:
-    """Build the app; tests pass their own settings, servers read the environment."""
+def create_app(settings: Settings | None = None, tracer_provider: TracerProvider | None = None) -> Quart:
+    """Build the app; tests pass their own settings (and tracer provider), servers read the environment."""
     settings = settings or Settings.from_env(environ())
     app = Quart(__name__)
-    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds)
+    own_provider = tracer_provider is None
+    tracer_provider = tracer_provider or tracing.provider(settings.tracing)
+    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds,
+                     FeedTelemetry(tracing.tracer(tracer_provider, "result")))
     app.extensions["tally_feed"] = feed
     hostname = socket.gethostname()
 
@@ -37,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.after_serving
     async def stop_feed() -> None:
         await feed.stop()
+        if own_provider:
+            await asyncio.to_thread(tracing.shutdown, tracer_provider)
 
     @app.get("/")
     async def page():

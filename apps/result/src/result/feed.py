@@ -14,10 +14,12 @@ import random
 import psycopg
 from prometheus_client import Counter, Gauge
 
+from voting_contract.logs import event
 from voting_contract.schema import TALLIES_SQL, TALLY_CHANNEL, ensure_schema
 from voting_contract.settings import Options, PostgresSettings
 
 from .tallies import snapshot
+from .telemetry import FeedTelemetry
 
 log = logging.getLogger("result.feed")
 
@@ -28,8 +30,10 @@ DB_CONNECTED = Gauge("result_db_connected", "1 while the tally reader holds a Po
 
 
 class TallyFeed:
-    def __init__(self, settings: PostgresSettings, options: Options, recheck_seconds: float) -> None:
+    def __init__(self, settings: PostgresSettings, options: Options, recheck_seconds: float,
+                 telemetry: FeedTelemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry or FeedTelemetry()
         self.options = options
         self.recheck_seconds = recheck_seconds
         self.counts: dict[str, int] = {}
@@ -60,17 +64,19 @@ class TallyFeed:
             return
         self.current = new
         UPDATES.inc()
-        for queue in self._subscribers:
-            # A slow viewer only ever needs the newest tallies: replace what it has not read.
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(new)
+        with self.telemetry.push(len(self._subscribers)):
+            for queue in self._subscribers:
+                # A slow viewer only ever needs the newest tallies: replace what it has not read.
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(new)
 
     # -- the reader -------------------------------------------------------------------
-    async def _read(self, conn: psycopg.AsyncConnection) -> None:
-        DB_QUERIES.inc()
-        cursor = await conn.execute(TALLIES_SQL)
-        self._publish({vote: n for vote, n in await cursor.fetchall()})
+    async def _read(self, conn: psycopg.AsyncConnection, payloads: list[str] | None = None) -> None:
+        with self.telemetry.notified(payloads or ()):
+            DB_QUERIES.inc()
+            cursor = await conn.execute(TALLIES_SQL)
+            self._publish({vote: n for vote, n in await cursor.fetchall()})
 
     def _prepare_schema(self) -> None:
         with psycopg.connect(self.settings.conninfo(application_name="result"), autocommit=True) as conn:
@@ -83,13 +89,13 @@ class TallyFeed:
             await conn.execute(f"LISTEN {TALLY_CHANNEL}")
             self.connected = True
             DB_CONNECTED.set(1)
-            log.info("following tallies in %s:%d", self.settings.host, self.settings.port)
+            log.info("following tallies in %s:%d", self.settings.host, self.settings.port,
+                     extra=event("result.following"))
             await self._read(conn)
             while True:
                 # One read answers every notification that arrived before it.
-                async for _ in conn.notifies(timeout=self.recheck_seconds, stop_after=1):
-                    pass
-                await self._read(conn)
+                payloads = [n.payload async for n in conn.notifies(timeout=self.recheck_seconds, stop_after=1)]
+                await self._read(conn, payloads)
 
     async def run(self) -> None:
         """Follow the tallies for ever, reconnecting with backoff; viewers keep the last ones."""
@@ -100,10 +106,11 @@ class TallyFeed:
                 await self._follow()
             except (psycopg.Error, OSError) as exc:
                 if self.connected:
-                    log.warning("lost PostgreSQL (%s); keeping the last tallies", exc)
+                    log.warning("lost PostgreSQL (%s); keeping the last tallies", exc, extra=event("result.db_lost"))
                     delay = 0.1
                 elif not self.loaded and delay == 0.1:
-                    log.warning("cannot reach PostgreSQL yet (%s); retrying", exc)
+                    log.warning("cannot reach PostgreSQL yet (%s); retrying", exc,
+                                extra=event("result.db_unreachable"))
                 self.connected = False
                 DB_CONNECTED.set(0)
                 self._publish()

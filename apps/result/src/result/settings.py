@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voting_contract.settings import Options, PostgresSettings, env_float, env_int, env_str
+from voting_contract.settings import (
+    LogSettings,
+    Options,
+    PostgresSettings,
+    TracingSettings,
+    env_float,
+    env_int,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -15,6 +23,8 @@ class Settings:
     host: str
     port: int
     recheck_seconds: float
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings("result")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -25,4 +35,6 @@ class Settings:
             port=env_int(env, "PORT", 8080, low=1, high=65535),
             # Without a notification for this long, read anyway: it proves the connection is alive.
             recheck_seconds=env_float(env, "RESULT_RECHECK_SECONDS", 30.0, low=0.5, high=3600.0),
+            log=LogSettings.from_env(env),
+            tracing=TracingSettings.from_env(env, "result"),
         )

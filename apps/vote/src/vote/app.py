@@ -10,12 +10,15 @@ import time
 
 import redis
 from flask import Flask, Response, g, render_template, request
+from opentelemetry.trace import TracerProvider
 from prometheus_client import Counter, Gauge, Histogram
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from voting_contract import tracing
+from voting_contract.logs import event, voter_ref
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
@@ -23,6 +26,7 @@ from voting_contract.wire import OPTIONS, Vote, enqueue_script
 
 from .origin import cross_site
 from .settings import Settings
+from .telemetry import traced
 
 log = logging.getLogger("vote")
 
@@ -59,9 +63,11 @@ def never_sent(exc: redis.RedisError) -> bool:
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and "connecting to" in str(exc)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app; tests pass their own settings, servers read the environment."""
+def create_app(settings: Settings | None = None, tracer_provider: TracerProvider | None = None) -> Flask:
+    """Build the app; tests pass their own settings (and tracer provider), servers read the environment."""
     settings = settings or Settings.from_env(environ())
+    # None unless tracing is on: then POST / runs in a span and each vote carries its traceparent.
+    tracer = tracing.tracer(tracer_provider or tracing.provider(settings.tracing), "vote")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # The scheme comes from the proxy's X-Forwarded-Proto; the host is the Host header, which the
@@ -82,9 +88,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         nonlocal redis_was_up
         REDIS_UP.set(1 if up else 0)
         if up and redis_was_up is False:
-            log.info("redis answers again")
+            log.info("redis answers again", extra=event("vote.redis_up"))
         elif not up and redis_was_up is not False:
-            log.warning("redis stopped answering: %s", exc)
+            log.warning("redis stopped answering: %s", exc, extra=event("vote.redis_down"))
         redis_was_up = up
 
     # A ballot page depends only on the voter's choice: there are three of them, rendered once.
@@ -112,7 +118,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             g.new_voter = False
             CROSS_SITE.inc()
             log.warning("refused a cross-site vote: %s (%.100r)", why,
-                        request.headers.get("Origin") or request.headers.get("Referer"))
+                        request.headers.get("Origin") or request.headers.get("Referer"),
+                        extra=event("vote.cross_site_refused"))
             return error_page(403, "Your vote was not counted: this vote came from another site, not from "
                                    "this ballot. If you meant to vote, go back to the ballot and choose there.")
         choice = request.form.get("vote")
@@ -120,22 +127,29 @@ def create_app(settings: Settings | None = None) -> Flask:
             return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
         voter_id = g.voter_id
         try:
-            push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
+            push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3),
+                      traceparent=tracing.traceparent() if tracer else None))
         except redis.RedisError as exc:
             saw_redis(False, exc)
             if never_sent(exc):
-                log.warning("vote not queued, redis unreachable: %s", exc)
+                log.warning("vote not queued, redis unreachable: %s", exc, extra=event("vote.not_queued"))
                 return error_page(503, "Your vote was not recorded: the ballot box is unavailable. "
                                        "Please try again.")
-            log.warning("vote may or may not be queued, redis failed mid-request: %s", exc)
+            log.warning("vote may or may not be queued, redis failed mid-request: %s", exc,
+                        extra=event("vote.unconfirmed"))
             return error_page(503, "We could not confirm your vote: the ballot box stopped answering. "
                                    "Please vote again; only your latest vote counts.")
         saw_redis(True)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("queued a vote for %s", choice, extra=event("vote.queued", voter=voter_ref(voter_id)))
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, just_cast=True)
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
                             secure=request.is_secure, httponly=True)
         return response
+
+    if tracer is not None:
+        app.view_functions["cast"] = traced(tracer, "POST /", cast)
 
     @app.get("/healthz")
     def healthz():
@@ -175,7 +189,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        log.exception("unexpected error")
+        log.exception("unexpected error", extra=event("vote.unexpected_error"))
         return error_page(500, "Something went wrong on our side. Your vote may not have been recorded.")
 
     @app.before_request

@@ -1,5 +1,10 @@
 """gunicorn settings: `gunicorn --config python:vote.gunicorn_conf "vote.app:create_app()"`."""
 
+import logging
+
+from gunicorn.glogging import Logger
+
+from voting_contract.logs import config_dict
 from voting_contract.metrics import prepare_multiprocess_dir
 from voting_contract.settings import load
 
@@ -27,9 +32,27 @@ worker_tmp_dir = "/tmp"
 control_socket_disable = True
 accesslog = None
 errorlog = "-"
-loglevel = "info"
+loglevel = _settings.log.level
+# gunicorn's own lines in the services' format (voting_contract.logs); access lines at level debug only.
+logconfig_dict = config_dict("vote", _settings.log)
+access_log_format = "%(m)s %(U)s %(s)s %(B)s bytes %(M)sms"
 # Headers larger than this get 400 at the door instead of reaching Flask.
 limit_request_field_size = 8190
+
+
+class QuietAccessLogger(Logger):
+    """gunicorn's logger, but access lines are built only when the access logger would write them.
+
+    gunicorn turns them on whenever a log configuration is given, and formats every request's
+    fields before the logger's level could drop the line.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self._access_log_enabled = self.access_log.isEnabledFor(logging.INFO)
+
+
+logger_class = QuietAccessLogger
 
 
 def child_exit(server, worker):

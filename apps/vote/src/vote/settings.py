@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voting_contract.settings import Options, RedisSettings, env_int, env_str
+from voting_contract.settings import LogSettings, Options, RedisSettings, TracingSettings, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,8 @@ class Settings:
     host: str
     port: int
     workers: int
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings("vote")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -25,4 +27,6 @@ class Settings:
             host=env_str(env, "HOST", "0.0.0.0"),
             port=env_int(env, "PORT", 8080, low=1, high=65535),
             workers=env_int(env, "HTTP_WORKERS", 1, low=1, high=4 * (os.cpu_count() or 1) + 1),
+            log=LogSettings.from_env(env),
+            tracing=TracingSettings.from_env(env, "vote"),
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from voting_contract import logs
 from voting_contract.settings import load
 
 from . import health
@@ -13,8 +13,8 @@ from .settings import Settings
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load(Settings, "worker")
+    logs.configure("worker", settings.log)
     worker = Worker(settings)
     worker.install_signal_handlers()
     health.serve(settings.host, settings.metrics_port, worker.alive, worker.ready)

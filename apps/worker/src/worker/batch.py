@@ -26,6 +26,8 @@ class Plan:
     votes: list[Vote] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     valid: int = 0
+    # The trace context of every valid vote taken, superseded ones too: the batch span links them.
+    traceparents: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> str:
@@ -53,6 +55,7 @@ def plan_batch(messages: list[bytes]) -> Plan:
     """Decode messages in queue order, keep each voter's latest vote, set the bad ones aside."""
     latest: dict[str, Vote] = {}
     dead: list[DeadLetter] = []
+    traceparents: list[str] = []
     valid = 0
     for raw in messages:
         try:
@@ -61,7 +64,9 @@ def plan_batch(messages: list[bytes]) -> Plan:
             dead.append(DeadLetter(raw, exc.reason))
             continue
         valid += 1
+        if vote.traceparent is not None:
+            traceparents.append(vote.traceparent)
         old = latest.get(vote.voter_id)
         if old is None or supersedes(vote, old):
             latest[vote.voter_id] = vote
-    return Plan(votes=list(latest.values()), dead=dead, valid=valid)
+    return Plan(votes=list(latest.values()), dead=dead, valid=valid, traceparents=traceparents)

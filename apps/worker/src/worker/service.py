@@ -13,12 +13,17 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
 import redis
+from opentelemetry.trace import TracerProvider
+
+from voting_contract import tracing
+from voting_contract.logs import event
 
 from . import metrics
 from .batch import Plan, plan_batch
 from .queue import ReliableQueue
 from .settings import Settings
 from .store import Store
+from .telemetry import BatchTelemetry
 
 log = logging.getLogger("worker")
 
@@ -42,8 +47,12 @@ class Backoff:
 
 
 class Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracer_provider: TracerProvider | None = None) -> None:
         self.settings = settings
+        # Tests pass a provider of their own; otherwise one exists only when tracing is on.
+        self._own_tracer_provider = tracer_provider is None
+        self.tracer_provider = tracer_provider or tracing.provider(settings.tracing)
+        self.batches = BatchTelemetry(tracing.tracer(self.tracer_provider, "worker"))
         self.redis = redis.Redis(
             host=settings.redis.host, port=settings.redis.port, password=settings.redis.password,
             socket_connect_timeout=2, socket_timeout=settings.block_seconds + 5, health_check_interval=30,
@@ -93,7 +102,8 @@ class Worker:
                 if self.stop.is_set():
                     return False
                 delay = backoff.delay()
-                log.warning("%s unavailable (%s); retrying in %.1fs", dependency, exc, delay)
+                log.warning("%s unavailable (%s); retrying in %.1fs", dependency, exc, delay,
+                            extra=event("worker.dependency_unavailable", dependency=dependency))
                 self._keepalive()
                 self.stop.wait(delay)
                 continue
@@ -103,7 +113,7 @@ class Worker:
     # -- the loop ---------------------------------------------------------------------
     def _write(self, plan: Plan) -> bool:
         """In the writer thread: the batch into PostgreSQL, waiting out an outage."""
-        return self._retry("postgres", lambda: self.store.write(plan), (psycopg.OperationalError,))
+        return self._retry("postgres", lambda: self.batches.write(plan, self.store.write), (psycopg.OperationalError,))
 
     def _acknowledge(self, key: str, plan: Plan, count: int) -> None:
         committed_at = time.time()
@@ -113,10 +123,11 @@ class Worker:
         metrics.PROCESSED.inc(plan.valid)
         for d in plan.dead:
             metrics.DEAD_LETTERED.labels(d.reason).inc()
-            log.warning("dead-lettered a message: %s", d.reason)
+            log.warning("dead-lettered a message: %s", d.reason, extra=event("worker.dead_lettered", reason=d.reason))
         oldest = plan.oldest_ts
         if oldest is not None:
             metrics.LAG.observe(max(0.0, committed_at - oldest))
+        self.batches.committed(plan, None if oldest is None else max(0.0, committed_at - oldest))
 
     def _settle(self) -> None:
         """Wait for the batch being written; acknowledge it once it is committed."""
@@ -130,6 +141,8 @@ class Worker:
         self.in_flight = None
         if written:
             self._acknowledge(key, plan, count)
+        else:
+            self.batches.abandoned(plan)
         # else: stopping with PostgreSQL down; the batch stays in Redis for a successor
 
     def step(self) -> int:
@@ -149,7 +162,8 @@ class Worker:
             moved = self.queue.reclaim_orphans()
             if moved:
                 metrics.RECLAIMED.inc(moved)
-                log.info("moved %d messages of a dead worker back to the queue", moved)
+                log.info("moved %d messages of a dead worker back to the queue", moved,
+                         extra=event("worker.reclaimed", messages=moved))
         # Wait for new votes only when nothing is being written.
         batch = self.queue.take(self.settings.batch_size, 0 if self.in_flight else self.settings.block_seconds)
         plan = plan_batch(batch[1]) if batch else None
@@ -158,6 +172,7 @@ class Worker:
         if batch is None:
             metrics.QUEUE_DEPTH.set(self.queue.depth())
             return 0
+        self.batches.taken(plan, len(batch[1]))
         self.in_flight = (self.writer.submit(self._write, plan), batch[0], plan, len(batch[1]))
         return len(batch[1])
 
@@ -170,9 +185,13 @@ class Worker:
             self._settle()
         for key, items in self.queue.unfinished():
             plan = plan_batch(items)
-            log.info("finishing %d messages a previous life of this worker took", len(items))
+            log.info("finishing %d messages a previous life of this worker took", len(items),
+                     extra=event("worker.recovering", messages=len(items)))
+            self.batches.taken(plan, len(items))
             if self._write(plan):
                 self._acknowledge(key, plan, len(items))
+            else:
+                self.batches.abandoned(plan)
 
     def _turn(self) -> None:
         """One step; first, after a start or a Redis error, finish what Redis still holds of ours."""
@@ -186,7 +205,8 @@ class Worker:
     def run(self) -> int:
         log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d", self.settings.worker_id,
                  self.settings.redis.host, self.settings.redis.port, self.settings.postgres.host,
-                 self.settings.postgres.port, self.settings.batch_size)
+                 self.settings.postgres.port, self.settings.batch_size,
+                 extra=event("worker.started", tracing=self.tracer_provider is not None))
         self._retry("postgres", self.store.ping, (psycopg.OperationalError,))
         while not self.stop.is_set():
             self._retry("redis", self._turn, (redis.RedisError,))
@@ -198,12 +218,15 @@ class Worker:
         except redis.RedisError:
             pass  # the heartbeat lapses by itself
         self.store.close()
-        log.info("worker %s stopped", self.settings.worker_id)
+        if self._own_tracer_provider:
+            tracing.shutdown(self.tracer_provider)
+        log.info("worker %s stopped", self.settings.worker_id, extra=event("worker.stopped"))
         return 0
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: object) -> None:
-            log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
+            log.info("received %s: finishing the batch in hand", signal.Signals(signum).name,
+                     extra=event("worker.stopping"))
             self.stop.set()
 
         signal.signal(signal.SIGTERM, on_signal)

@@ -7,7 +7,15 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voting_contract.settings import PostgresSettings, RedisSettings, env_float, env_int, env_str
+from voting_contract.settings import (
+    LogSettings,
+    PostgresSettings,
+    RedisSettings,
+    TracingSettings,
+    env_float,
+    env_int,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,8 @@ class Settings:
     metrics_port: int
     heartbeat_seconds: float
     block_seconds: float
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings("worker")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -36,4 +46,6 @@ class Settings:
             heartbeat_seconds=heartbeat,
             # Blocking waits stay well inside the heartbeat so it never lapses while idle.
             block_seconds=min(2.0, heartbeat / 3),
+            log=LogSettings.from_env(env),
+            tracing=TracingSettings.from_env(env, "worker"),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from voting_contract.schema import ensure_schema
+from voting_contract.schema import TRACE_SETTING, ensure_schema
 from voting_contract.settings import PostgresSettings
 
 from .batch import Plan
@@ -30,13 +30,17 @@ class Store:
             ensure_schema(self.conn)
         return self.conn
 
-    def write(self, plan: Plan) -> None:
+    def write(self, plan: Plan, traceparent: str | None = None) -> int:
+        """Upsert the batch; the number of rows it changed (an older vote changes none)."""
         if not plan.votes:
-            return
+            return 0
         conn = self.connect()
         try:
             with conn.transaction():
-                conn.execute(UPSERT_SQL, (plan.rows,))
+                if traceparent is not None:
+                    # Sent by the tally trigger as its NOTIFY payload: result links to this commit.
+                    conn.execute("SELECT set_config(%s, %s, true)", (TRACE_SETTING, traceparent))
+                return conn.execute(UPSERT_SQL, (plan.rows,)).rowcount
         except psycopg.OperationalError:
             self.close()
             raise

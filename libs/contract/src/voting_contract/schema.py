@@ -4,7 +4,9 @@
 and readers never name. `vote_tallies` holds one exact count per option, maintained by
 statement-level triggers on `votes`, so reading the results costs the same at ten rows or
 ten million and stays right whoever writes `votes` (our worker, the classic worker, psql).
-Each change also sends a NOTIFY on TALLY_CHANNEL so the result service reads only on change.
+Each change also sends a NOTIFY on TALLY_CHANNEL so the result service reads only on change;
+its payload is the writer's TRACE_SETTING (a W3C traceparent, set only while tracing is on) or
+empty, so result's span can link to the commit that caused it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 TALLY_CHANNEL = "vote_tallies"
 # Any fixed number: serialises schema setup between services that start together.
 SCHEMA_LOCK_KEY = 0x766F7465
+# A transaction-local setting the worker fills with its commit span's traceparent.
+TRACE_SETTING = "voting.traceparent"
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS votes (
@@ -36,7 +40,7 @@ BEGIN
     ON CONFLICT (vote) DO UPDATE SET n = t.n + EXCLUDED.n;
     GET DIAGNOSTICS changed = ROW_COUNT;
     IF changed > 0 THEN
-        PERFORM pg_notify('{channel}', '');
+        PERFORM pg_notify('{channel}', coalesce(current_setting('{trace_setting}', true), ''));
     END IF;
 END $$;
 
@@ -98,7 +102,7 @@ DELETE FROM vote_tallies;
 INSERT INTO vote_tallies (vote, n) SELECT vote, count(*) FROM votes GROUP BY vote;
 """
 
-SCHEMA_SQL = SCHEMA_SQL.replace("{channel}", TALLY_CHANNEL)
+SCHEMA_SQL = SCHEMA_SQL.replace("{channel}", TALLY_CHANNEL).replace("{trace_setting}", TRACE_SETTING)
 TALLIES_SQL = "SELECT vote, n FROM vote_tallies"
 
 

@@ -55,10 +55,14 @@ def environ() -> Mapping[str, str]:
 
 def load(settings_type, service: str):
     """`settings_type.from_env` on the process environment, or exit naming the bad variable."""
+    env = environ()
     try:
-        return settings_type.from_env(environ())
+        return settings_type.from_env(env)
     except SettingsError as exc:
-        raise SystemExit(f"{service}: configuration error: {exc}") from None
+        from .logs import fatal
+
+        fatal(service, f"configuration error: {exc}", env)
+        raise SystemExit(1) from None
 
 
 @dataclass(frozen=True)
@@ -117,3 +121,56 @@ class Options:
 
     def label(self, option: str) -> str:
         return {"a": self.a, "b": self.b}[option]
+
+
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How a service writes its log: one JSON object a line (the default) or short text lines."""
+
+    format: str = "json"
+    level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LogSettings:
+        return cls(format=env_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+                   level=env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS))
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing: on only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector."""
+
+    service_name: str
+    traces_url: str | None = None  # where spans are sent (OTLP over HTTP); None: tracing is off
+    max_links: int = 5000  # a batch span links every vote in it; the largest batch is 5000
+
+    @property
+    def enabled(self) -> bool:
+        return self.traces_url is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], service: str) -> TracingSettings:
+        name = env_str(env, "OTEL_SERVICE_NAME", service)
+        max_links = env_int(env, "OTEL_SPAN_LINK_COUNT_LIMIT", 5000, low=0, high=100_000)
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+        if not base or (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+            return cls(name, None, max_links)
+        # As the OpenTelemetry SDKs read these: the signal's own variable is a full URL, the
+        # shared one a base to which /v1/traces is added.
+        url = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or base.rstrip("/") + "/v1/traces"
+        source = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") else \
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        if not url.startswith(("http://", "https://")) or len(url) > 1024 or not url.isprintable():
+            raise SettingsError(f"{source} must be an http:// or https:// URL, got {env.get(source)!r}")
+        return cls(name, url, max_links)

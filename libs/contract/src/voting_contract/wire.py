@@ -1,9 +1,11 @@
 """Queue messages: the Redis LIST `votes` of JSON objects, pushed right, popped left.
 
-The classic demo's message is {"voter_id": "...", "vote": "a"|"b"}. Ours adds two fields the
+The classic demo's message is {"voter_id": "...", "vote": "a"|"b"}. Ours adds fields the
 classic consumers ignore: `seq`, a number Redis assigns that grows with every vote, so that a
-voter's latest vote wins even when several workers commit out of order; and `ts`, the enqueue
-time in Unix seconds, for the worker's lag metric.
+voter's latest vote wins even when several workers commit out of order; `ts`, the enqueue
+time in Unix seconds, for the worker's lag metric; and, only while tracing is on,
+`traceparent`, the W3C trace context of the vote's request, which the worker's batch span
+links to. A traceparent that is not text of a sane length is dropped, never the vote.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ SEQ_COUNTER = "votes:seq"
 OPTIONS = ("a", "b")
 MAX_MESSAGE_BYTES = 1024
 MAX_VOTER_ID_LENGTH = 255  # the width of votes.id
+MAX_TRACEPARENT_LENGTH = 128  # version 00 is 55 characters; later versions may append fields
 
 # Numbers a vote and pushes it, in one atomic step. The number is Redis's clock in
 # microseconds, or one more than the last number if that is larger: it grows with queue order,
@@ -49,6 +52,7 @@ class Vote:
     vote: str
     seq: int | None = None
     ts: float | None = None
+    traceparent: str | None = None
 
     def to_json(self) -> str:
         body: dict[str, object] = {"voter_id": self.voter_id, "vote": self.vote}
@@ -56,6 +60,8 @@ class Vote:
             body["seq"] = self.seq
         if self.ts is not None:
             body["ts"] = self.ts
+        if self.traceparent is not None:
+            body["traceparent"] = self.traceparent
         return orjson.dumps(body).decode()
 
 
@@ -94,7 +100,10 @@ def decode(raw: bytes | str) -> Vote:
             ts = float(ts)
         elif type(ts) is not float or not math.isfinite(ts):
             raise MalformedMessage("bad-ts")
-    return Vote(voter_id, vote, seq, ts)
+    traceparent = body.get("traceparent")
+    if traceparent is not None and (type(traceparent) is not str or len(traceparent) > MAX_TRACEPARENT_LENGTH):
+        traceparent = None  # tracing is best effort: a bad header costs the link, not the vote
+    return Vote(voter_id, vote, seq, ts, traceparent)
 
 
 def enqueue_script(client):
