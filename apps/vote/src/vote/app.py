@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
                                    "Please vote again; only your latest vote counts.")
         saw_redis(True)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("queued a vote for %s", choice, extra=event("vote.queued", voter=voter_ref(voter_id)))
+            ref = voter_ref(voter_id)
+            log.debug("queued a vote for %s from voter %s", choice, ref, extra=event("vote.queued", voter=ref))
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, just_cast=True)
         response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",

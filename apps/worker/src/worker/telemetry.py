@@ -76,8 +76,8 @@ class BatchTelemetry:
 
     @staticmethod
     def _log(batch: _Batch, fields: dict) -> None:
-        log.info("committed a batch of %d messages: %d votes, %d rows changed", batch.messages,
-                 fields["votes"], batch.rows, extra=event("worker.batch_committed", **fields))
+        log.info("committed %d messages: %d votes, %d rows changed, %d dead-lettered", batch.messages,
+                 fields["votes"], batch.rows, fields["dead_lettered"], extra=event("worker.batch_committed", **fields))
 
     def abandoned(self, plan: Plan) -> None:
         """Stopping with PostgreSQL down: the batch stays in Redis for a successor."""

@@ -6,7 +6,7 @@ fields of its own (`extra=event("worker.batch_committed", votes=12)`). A voter i
 written: `voter_ref` gives a short keyed hash that tells one voter's lines apart.
 
 The servers' own loggers (gunicorn, hypercorn) go through the same handler; their lines get
-the events `http.server` and `http.access`.
+the events `http.server` and `http.access`, and any other library's the event `log.<logger>`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Formatter(logging.Formatter):
             "time": rfc3339(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
-            "event": getattr(record, "event", None) or SERVER_EVENTS.get(record.name, record.name),
+            "event": getattr(record, "event", None) or SERVER_EVENTS.get(record.name) or f"log.{record.name}",
             "message": record.getMessage(),
         }
         trace_id = current_trace_id()
@@ -100,15 +100,18 @@ class Formatter(logging.Formatter):
 
 
 def text_line(line: Mapping[str, object]) -> str:
-    """`12:04:05 info  worker worker.batch_committed: committed 3 votes (votes=3)`, tracebacks below."""
+    """`12:04:05 info    worker worker.batch_committed: committed 3 messages...`: one line a record.
+
+    The message says what a person needs; an event's own fields are for machines (JSON) only.
+    What does not fit on one line (a traceback, gunicorn's configuration at level debug) follows
+    it indented, so every line that starts a record starts with its time.
+    """
     clock = str(line["time"])[11:19]
-    extras = " ".join(f"{k}={v}" for k, v in line.items() if k not in FIELDS)
-    text = f"{clock} {line['level']:<7} {line['service']} {line['event']}: {line['message']}"
-    if extras:
-        text += f" ({extras})"
+    first, *more = str(line["message"]).splitlines() or [""]
+    text = f"{clock} {line['level']:<7} {line['service']} {line['event']}: {first}"
     if "error" in line:
-        text += "\n" + str(line["error"])
-    return text
+        more += str(line["error"]).splitlines()
+    return "\n".join([text, *("    " + m for m in more)])
 
 
 def config_dict(service: str, settings: LogSettings) -> dict:
