@@ -237,7 +237,7 @@ class Collector:
     """A stand-in for an OpenTelemetry Collector's OTLP/HTTP receiver: keeps the spans it is sent."""
 
     def __init__(self) -> None:
-        self.spans: list[tuple[str, str, list[str]]] = []  # (service, span name, linked trace ids)
+        self.spans: list[tuple[str, str, str, list[str]]] = []  # (service, span name, trace id, linked trace ids)
         self.paths: set[str] = set()
         collector = self
 
@@ -251,8 +251,8 @@ class Collector:
                                    if a.key == "service.name")
                     for scope in resource_spans.scope_spans:
                         for span in scope.spans:
-                            collector.spans.append(
-                                (service, span.name, [link.trace_id.hex() for link in span.links]))
+                            collector.spans.append((service, span.name, span.trace_id.hex(),
+                                                    [link.trace_id.hex() for link in span.links]))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
@@ -272,25 +272,30 @@ class Collector:
 
 def test_with_an_endpoint_the_services_export_their_spans_over_otlp_http(redis_server, postgres_server,
                                                                           redis_client, pg_conn, launch):
-    """The switch itself: OTEL_EXPORTER_OTLP_ENDPOINT set, real gunicorn and worker processes send spans."""
+    """The switch itself: with OTEL_EXPORTER_OTLP_ENDPOINT set, the three services as their images run them send spans."""
     collector = Collector()
     try:
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
         redis_env = stack.redis_env(redis_server.port)
         vote = launch(stack.vote(redis_env, extra={**otel, "OTEL_SERVICE_NAME": "ballot"}))
         worker = launch(stack.worker(redis_env, postgres_server.env, extra=otel))
+        result = launch(stack.result(postgres_server.env, extra=otel))
         assert httpx.post(vote.url + "/", data={"vote": "a"}).status_code == 200
         deadline = time.monotonic() + 20
-        while pg_conn.execute("SELECT count(*) FROM votes").fetchone()[0] != 1:
-            assert time.monotonic() < deadline, "the vote was never committed"
+        while httpx.get(result.url + "/api/results").json()["total"] != 1:
+            assert time.monotonic() < deadline, "the vote never reached the result page"
             time.sleep(0.1)
         # Stopping flushes what the batch processors still hold.
-        assert vote.stop() == 0 and worker.stop() == 0
+        assert vote.stop() == 0 and worker.stop() == 0 and result.stop() == 0
     finally:
         collector.close()
     assert collector.paths == {"/v1/traces"}
     (request,) = [s for s in collector.spans if s[1] == "POST /"]
     (batch,) = [s for s in collector.spans if s[1] == "worker.batch"]
     assert request[0] == "ballot" and batch[0] == "worker"  # OTEL_SERVICE_NAME, or the service's own name
-    assert len(batch[2]) == 1
-    assert ("worker", "worker.commit", []) in collector.spans
+    assert batch[3] == [request[2]]
+    (commit,) = [s for s in collector.spans if s[1] == "worker.commit"]
+    assert commit[2] == batch[2]
+    (notified,) = [s for s in collector.spans if s[1] == "result.notification" and commit[2] in s[3]]
+    assert notified[0] == "result"
+    assert [s for s in collector.spans if s[1] == "result.push" and s[2] == notified[2]]
