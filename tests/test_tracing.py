@@ -39,7 +39,7 @@ from voting_contract.wire import DEAD_LETTER, QUEUE, Vote, decode
 from worker.service import Worker
 from worker.settings import Settings as WorkerSettings
 
-VOTER = "0123456789abcdef0123456789abcdef"
+VOTER = "0123456789abcdef" * 2  # a well-formed voter id (32 hex digits)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from voting_contract.logs import Formatter, config_dict, event, fatal, text_line, voter_ref
 from voting_contract.settings import LogSettings, SettingsError
 
-VOTER = "0123456789abcdef0123456789abcdef"
+VOTER = "0123456789abcdef" * 2  # a well-formed voter id (32 hex digits)
 
 
 def record(message: str = "queued a vote", *args, level: int = logging.INFO, name: str = "vote",
