@@ -20,6 +20,7 @@ from manifest_render import REPO, rendered_objects
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_argocd import CHILD_KINDS, group_kind  # noqa: E402
+from test_schema import schema_problems  # noqa: E402
 
 PLATFORM = REPO / "argocd" / "platform"
 EXACT = re.compile(r"^v?\d+\.\d+\.\d+$")
@@ -372,3 +373,19 @@ def test_chain_check_catches_a_store_whose_account_is_not_bound(config):
     assert chain_problems(broken) == [
         "ClusterIssuer/voting-app does not sign with the CA's secret",
         "ClusterSecretStore/voting-app does not read voting-app-secrets with a bound ServiceAccount"]
+
+
+def test_platform_config_builtins_match_the_kubernetes_schema(config, prod):
+    builtins = [o for o in config + prod if o["kind"] in ("Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap")]
+    assert {o["kind"] for o in builtins} == {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap"}
+    assert schema_problems(builtins) == []
+    broken = copy.deepcopy(next(o for o in builtins if o["kind"] == "RoleBinding"))
+    broken["subjects"][0]["serviceAccount"] = "secret-reader"
+    assert schema_problems([broken]) != []
+
+
+def test_the_namespace_that_holds_the_secrets_is_never_pruned(config):
+    (namespace,) = [o for o in config if o["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] == "voting-app-secrets"
+    options = namespace["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
+    assert {"Prune=false", "Delete=false"} <= set(options)
