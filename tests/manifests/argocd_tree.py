@@ -18,6 +18,7 @@ before that wave: children of one wave start together.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def permitted(app: dict, project: dict | None) -> str | None:
 class PlatformCluster(Cluster):
     """One child Application's cluster: only the CRDs and platform objects installed so far exist."""
 
-    installed: set[str] = set()
-    platform_objects: set[tuple] = set()
-    providers: dict[str, str] = {}
+    def __init__(self, tasks, load_balancer, argocd, *, installed: set[str] = frozenset(),
+                 platform_objects: set[tuple] = frozenset(), providers: dict[str, str] | None = None):
+        super().__init__(tasks, load_balancer, argocd)
+        self.installed, self.platform_objects, self.providers = set(installed), set(platform_objects), providers or {}
 
     def health(self, obj: dict):
         kind, spec = obj["kind"], obj.get("spec") or {}
@@ -104,22 +106,20 @@ class PlatformCluster(Cluster):
 
 
 def platform_cluster(installed: set[str], platform_objects: set[tuple], providers: dict[str, str]):
-    """A PlatformCluster type that sees this moment's installed kinds and platform objects."""
-    return type("PlatformNow", (PlatformCluster,), {
-        "installed": set(installed), "platform_objects": set(platform_objects), "providers": dict(providers)})
+    """What simulate() calls to make a PlatformCluster that sees this moment's installed kinds and platform objects."""
+    return functools.partial(PlatformCluster, installed=installed, platform_objects=platform_objects, providers=providers)
 
 
 class RootCluster(Cluster):
     """The root Application's cluster: each child Application is judged by replaying it."""
 
-    lua = True
-    load_balancer_for_children = False
-
-    def __init__(self, tasks, load_balancer, argocd):
+    def __init__(self, tasks, load_balancer, argocd, *, lua: bool = True):
         super().__init__(tasks, load_balancer, argocd)
+        self.lua = lua
         self.installed: set[str] = set()
         self.platform_objects: set[tuple] = set()
-        self.providers: dict[str, str] = {}
+        self.providers = {kind: f"Application/{t.obj['metadata']['name']}" for t in tasks if t.obj["kind"] == "Application"
+                          for kind in PROVIDES.get(t.obj["spec"]["source"].get("chart"), ())}
         self.started: dict[str, tuple] = {}
         self.children: dict[str, Child] = {}
 
@@ -145,11 +145,7 @@ class RootCluster(Cluster):
         return self.children[name]
 
     def _installs(self, app: dict) -> None:
-        chart = app["spec"]["source"].get("chart")
-        for kind in PROVIDES.get(chart, set()):
-            self.installed.add(kind)
-        for kind in PROVIDES.get(chart, set()):
-            self.providers.setdefault(kind, f"Application/{app['metadata']['name']}")
+        self.installed |= PROVIDES.get(app["spec"]["source"].get("chart"), set())
         result = self.children[app["metadata"]["name"]].sync
         if result is not None:
             self.platform_objects |= {tuple(r.split("/", 1)) for r in result.health if r.split("/")[0] in PLATFORM_KINDS}
@@ -161,10 +157,6 @@ class RootCluster(Cluster):
         if refused:
             return Child("Unknown", f"InvalidSpecError: {refused}")
         installed, platform_objects = self.started.get(name, (set(), set()))
-        for other in self.tasks:
-            chart = (other.obj.get("spec") or {}).get("source", {}).get("chart") if other.obj["kind"] == "Application" else None
-            for kind in PROVIDES.get(chart, set()):
-                self.providers.setdefault(kind, f"Application/{other.obj['metadata']['name']}")
         source = app["spec"]["source"]
         if source.get("chart"):
             lacking = sorted(NEEDS.get(source["chart"], set()) - installed)
@@ -175,7 +167,7 @@ class RootCluster(Cluster):
             return Child("Healthy", f"chart {source['chart']} {source.get('targetRevision')} synced")
         objects = argocd_render.build(app)
         kind = platform_cluster(installed, platform_objects, self.providers)
-        result = simulate(objects, load_balancer=self.load_balancer_for_children, argocd=self.argocd, cluster_type=kind)
+        result = simulate(objects, load_balancer=self.load_balancer, argocd=self.argocd, cluster_type=kind)
         if not result.finished:
             worst = max([result.app_health, "Missing"], key=HEALTH_ORDER.index)
             return Child(worst, "its sync did not finish: " + "; ".join(result.problems), result)
@@ -204,16 +196,14 @@ class TreeResult:
 def replay(objects: list[dict], *, lua: bool | None = None, load_balancer: bool = False,
            argocd: tuple[int, int] = ARGOCD) -> TreeResult:
     """Walk the root Application's sync of these objects and every child it applies."""
-    root_type = type("Root", (RootCluster,), {
-        "lua": application_health_check() if lua is None else lua, "load_balancer_for_children": load_balancer})
-    holder: dict[str, RootCluster] = {}
+    holder: list[RootCluster] = []
 
     def make(tasks, lb, version):
-        holder["cluster"] = root_type(tasks, lb, version)
-        return holder["cluster"]
+        holder.append(RootCluster(tasks, lb, version, lua=application_health_check() if lua is None else lua))
+        return holder[0]
 
     result = simulate(objects, load_balancer=load_balancer, argocd=argocd, cluster_type=make)
-    cluster = holder["cluster"]
+    cluster = holder[0]
     for task in cluster.tasks:
         if task.obj["kind"] == "Application" and key(task.obj) in cluster.live:
             cluster.child(task.obj)
