@@ -48,7 +48,7 @@ CHART_KINDS = {
                      ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
                      ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding")},
     "gateway-helm": {("", "ConfigMap"), ("", "Service"), ("", "ServiceAccount"), ("apps", "Deployment"), ("batch", "Job"),
-                     ("policy", "PodDisruptionBudget"), ("apiextensions.k8s.io", "CustomResourceDefinition"),
+                     ("apiextensions.k8s.io", "CustomResourceDefinition"),
                      ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
                      ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
                      ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
