@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from argocd_model import WAVE, simulate
 from argocd_render import ENVIRONMENTS, cluster_objects
 from argocd_tree import PROVIDES, application_health_check, platform_cluster, replay
-from manifest_render import rendered_objects
+from manifest_render import REPO, rendered_objects
 
 
 def _named(objs, kind, name):
@@ -104,3 +105,13 @@ def test_a_ca_issuer_before_its_certificate_is_caught():
     result = simulate(objs, cluster_type=platform_cluster(everything, set(), {}))
     assert any("ClusterIssuer/voting-app is Degraded (Ready=False: Secret/voting-app-local-ca does not exist"
                " (Certificate/voting-app-local-ca is in wave 1)" in p for p in result.problems), result.report()
+
+
+def test_prod_with_tracing_switched_on():
+    """The opt-in tracing Applications, added as argocd/platform/README.md says, sync with the rest."""
+    tracing = [doc for doc in yaml.safe_load_all((REPO / "argocd" / "platform" / "optional" / "tracing.yaml").read_text()) if doc]
+    for app in tracing:
+        app["metadata"]["namespace"] = "argocd"
+    result = replay(cluster_objects("prod") + tracing)
+    assert {"jaeger", "otel-collector"} <= set(result.children) and result.problems == [], result.report()
+    assert all(result.children[n].health == "Healthy" for n in ("jaeger", "otel-collector")), result.report()
