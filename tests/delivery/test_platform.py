@@ -237,7 +237,7 @@ def values_problems(charts: list[dict]) -> list[str]:
             for chart, path, want in VALUES if dig(by_chart[chart], path) != want]
 
 
-def test_chart_values_that_others_rely_on(charts, prod):
+def test_chart_values_that_others_rely_on(charts):
     assert values_problems(charts) == []
     kps = next(a for a in charts if a["metadata"]["name"] == "kube-prometheus-stack")
     assert (kps["spec"]["source"]["helm"]["releaseName"], kps["spec"]["destination"]["namespace"]) == (
