@@ -123,6 +123,8 @@ def chart_problems(app: dict, project: dict) -> list[str]:
         problems.append(f"{name}: no CreateNamespace=true")
     if source["chart"] in LARGE_CRDS and "ServerSideApply=true" not in options:
         problems.append(f"{name}: {source['chart']}'s CRDs need ServerSideApply=true")
+    if "RespectIgnoreDifferences=true" not in options:
+        problems.append(f"{name}: no RespectIgnoreDifferences=true: a sync would empty the CA bundles its controller injects")
     if spec["project"] != "platform" or (source.get("helm") or {}).get("releaseName") != name:
         problems.append(f"{name}: not in project platform, or its release is not named after it")
     return problems
@@ -140,6 +142,7 @@ def test_every_chart_is_pinned_and_admitted(charts, projects):
     ("spec.syncPolicy.syncOptions", ["CreateNamespace=true"], "CRDs need ServerSideApply=true"),
     ("spec.syncPolicy.syncOptions", ["ServerSideApply=true"], "no CreateNamespace=true"),
     ("spec.source.repoURL", "oci://ghcr.io/prometheus-community/charts", "does not admit oci://"),
+    ("spec.syncPolicy.syncOptions", ["CreateNamespace=true", "ServerSideApply=true"], "no RespectIgnoreDifferences"),
 ])
 def test_chart_check_catches(field, value, expected, charts, projects):
     app = copy.deepcopy(next(a for a in charts if a["metadata"]["name"] == "kube-prometheus-stack"))
@@ -389,3 +392,37 @@ def test_the_namespace_that_holds_the_secrets_is_never_pruned(config):
     assert namespace["metadata"]["name"] == "voting-app-secrets"
     options = namespace["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
     assert {"Prune=false", "Delete=false"} <= set(options)
+
+
+# Where the platform's controllers inject a CA bundle after install (cert-manager's cainjector, the
+# kube-prometheus-stack and Envoy Gateway certgen jobs, KEDA's and External Secrets' cert controllers).
+INJECTED = {
+    "admissionregistration.k8s.io_MutatingWebhookConfiguration": ".webhooks[]?.clientConfig.caBundle",
+    "admissionregistration.k8s.io_ValidatingWebhookConfiguration": ".webhooks[]?.clientConfig.caBundle",
+    "apiregistration.k8s.io_APIService": "/spec/caBundle",
+    "apiextensions.k8s.io_CustomResourceDefinition": ".spec.conversion.webhook.clientConfig.caBundle",
+}
+
+
+def ignored_problems(cm: dict) -> list[str]:
+    """Argo CD ignores every injected CA bundle (else the platform stays OutOfSync and self-heal empties them)."""
+    problems = []
+    for kind, path in INJECTED.items():
+        rule = yaml.safe_load(cm.get(f"resource.customizations.ignoreDifferences.{kind}") or "{}") or {}
+        if path not in rule.get("jqPathExpressions", []) + rule.get("jsonPointers", []):
+            problems.append(f"{kind}: {path} is not ignored")
+    return problems
+
+
+def argocd_cm() -> dict:
+    return yaml.safe_load((REPO / "terraform" / "values" / "argocd.yaml").read_text())["configs"]["cm"]
+
+
+def test_injected_ca_bundles_are_ignored():
+    assert ignored_problems(argocd_cm()) == []
+
+
+def test_ignored_check_catches_a_missing_rule():
+    cm = dict(argocd_cm())
+    del cm["resource.customizations.ignoreDifferences.apiregistration.k8s.io_APIService"]
+    assert ignored_problems(cm) == ["apiregistration.k8s.io_APIService: /spec/caBundle is not ignored"]
