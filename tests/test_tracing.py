@@ -191,7 +191,7 @@ def test_the_worker_takes_votes_with_and_without_a_traceparent(env, exporter, pr
         traceparent = tracing.traceparent()
     redis_client.rpush(
         QUEUE,
-        Vote("traced", "a", traceparent=traceparent).to_json(),
+        Vote("traced", "a").traced(traceparent).to_json(),
         Vote("classic", "b").to_json(),
         json.dumps({"voter_id": "odd-header", "vote": "a", "traceparent": 42}),
         json.dumps({"voter_id": "bad-header", "vote": "b", "traceparent": "00-not-a-trace-context"}),

@@ -46,8 +46,9 @@ def test_the_current_spans_traceparent_links_back_to_it():
 
 
 def test_a_message_carries_a_traceparent_that_classic_readers_ignore():
-    vote = Vote("v1", "a", traceparent=TRACEPARENT)
-    assert decode(vote.to_json()) == vote
+    vote = Vote("v1", "a").traced(TRACEPARENT)
+    assert decode(vote.to_json()) == vote and vote.traceparent == TRACEPARENT
+    assert Vote("v1", "a").traced(None) == Vote("v1", "a")
     assert decode(Vote("v1", "a").to_json()).traceparent is None
     assert '"traceparent"' not in Vote("v1", "a").to_json()
 

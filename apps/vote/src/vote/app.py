@@ -127,8 +127,10 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
         voter_id = g.voter_id
         try:
-            push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3),
-                      traceparent=tracing.traceparent() if tracer else None))
+            cast_vote = Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3))
+            if tracer is not None:
+                cast_vote = cast_vote.traced(tracing.traceparent())
+            push(cast_vote)
         except redis.RedisError as exc:
             saw_redis(False, exc)
             if never_sent(exc):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import orjson
 
@@ -52,7 +53,15 @@ class Vote:
     vote: str
     seq: int | None = None
     ts: float | None = None
-    traceparent: str | None = None
+    # Only a TracedVote has one. Not a field here: each field of a frozen dataclass costs its
+    # construction time, and the worker builds one Vote per message.
+    traceparent: ClassVar[str | None] = None
+
+    def traced(self, traceparent: str | None) -> Vote:
+        """This vote carrying the trace context of its request (tracing on), or itself."""
+        if traceparent is None:
+            return self
+        return TracedVote(self.voter_id, self.vote, self.seq, self.ts, traceparent)
 
     def to_json(self) -> str:
         body: dict[str, object] = {"voter_id": self.voter_id, "vote": self.vote}
@@ -63,6 +72,13 @@ class Vote:
         if self.traceparent is not None:
             body["traceparent"] = self.traceparent
         return orjson.dumps(body).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class TracedVote(Vote):
+    """A vote with the W3C traceparent of the request that cast it."""
+
+    traceparent: str | None = None
 
 
 def is_valid_voter_id(value: object) -> bool:
@@ -101,9 +117,11 @@ def decode(raw: bytes | str) -> Vote:
         elif type(ts) is not float or not math.isfinite(ts):
             raise MalformedMessage("bad-ts")
     traceparent = body.get("traceparent")
-    if traceparent is not None and (type(traceparent) is not str or len(traceparent) > MAX_TRACEPARENT_LENGTH):
-        traceparent = None  # tracing is best effort: a bad header costs the link, not the vote
-    return Vote(voter_id, vote, seq, ts, traceparent)
+    if traceparent is None:
+        return Vote(voter_id, vote, seq, ts)
+    if type(traceparent) is not str or len(traceparent) > MAX_TRACEPARENT_LENGTH:
+        return Vote(voter_id, vote, seq, ts)  # tracing is best effort: a bad header costs the link, not the vote
+    return TracedVote(voter_id, vote, seq, ts, traceparent)
 
 
 def enqueue_script(client):
