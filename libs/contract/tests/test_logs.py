@@ -7,7 +7,7 @@ import re
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from voting_contract.logs import Formatter, config_dict, event, fatal, text_line, voter_ref
+from voting_contract.logs import Formatter, Quieter, config_dict, event, fatal, text_line, voter_ref
 from voting_contract.settings import LogSettings, SettingsError
 
 VOTER = "0123456789abcdef" * 2  # a well-formed voter id (32 hex digits)
@@ -114,3 +114,13 @@ def test_log_settings_name_a_bad_value(env, name):
     assert LogSettings.from_env({"LOG_FORMAT": "Text", "LOG_LEVEL": "DEBUG"}) == LogSettings("text", "debug")
     with pytest.raises(SettingsError, match=name):
         LogSettings.from_env(env)
+
+
+def test_the_sdks_repeated_warnings_are_written_once_a_minute():
+    quieter = Quieter()
+    records = [record("Queue full, dropping %s.", "span", name="opentelemetry.sdk._shared_internal")
+               for _ in range(3)]
+    records[2].created = records[0].created + 61
+    assert [quieter.filter(r) for r in records] == [True, False, True]
+    ours = [record("redis stopped answering") for _ in range(3)]
+    assert all(quieter.filter(r) for r in ours)  # only the SDK's lines are thinned

@@ -114,6 +114,28 @@ def text_line(line: Mapping[str, object]) -> str:
     return "\n".join([text, *("    " + m for m in more)])
 
 
+class Quieter(logging.Filter):
+    """At most one line a minute for each message of the OpenTelemetry SDK.
+
+    With the collector away, the SDK warns once per span it drops: one line per vote.
+    """
+
+    def __init__(self, prefix: str = "opentelemetry", interval: float = 60.0) -> None:
+        super().__init__()
+        self.prefix, self.interval = prefix, interval
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.msg)
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.interval:
+            return False
+        self._last[key] = record.created
+        return True
+
+
 def config_dict(service: str, settings: LogSettings) -> dict:
     """A `logging.config.dictConfig` mapping: one handler on stderr, and the servers' loggers sent to it.
 
@@ -127,7 +149,9 @@ def config_dict(service: str, settings: LogSettings) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"voting": {"()": Formatter, "service": service, "style": settings.format}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "voting"}},
+        "filters": {"quieter": {"()": Quieter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "voting",
+                                "filters": ["quieter"]}},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": server, "gunicorn.access": access,
