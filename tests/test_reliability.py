@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from devstack import stack
-from devstack.load import VoteStream, queue_votes, wait_drained
+from devstack.load import VoteStream, push_votes, queue_votes, wait_drained
 from devstack.truth import compare
-from voting_contract.wire import QUEUE, Vote, enqueue_script
+from voting_contract.wire import QUEUE
 from worker.queue import PROCESSING_PREFIX
 
 
@@ -27,14 +27,9 @@ def metric(url: str, name: str) -> float:
 def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng: random.Random) -> threading.Thread:
     """Keeps votes flowing straight into Redis (3,000 voters, many re-votes) until stopped."""
 
-    push = enqueue_script(client)
-
     def run() -> None:
         while not stop.is_set():
-            for _ in range(100):
-                voter, choice = f"p{rng.randrange(3000)}", rng.choice("ab")
-                push(Vote(voter, choice))
-                truth[voter] = choice
+            truth.update(push_votes(client, [(f"p{rng.randrange(3000)}", rng.choice("ab")) for _ in range(100)]))
             time.sleep(0.01)
 
     thread = threading.Thread(target=run, daemon=True)

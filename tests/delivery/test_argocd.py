@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 ENVIRONMENTS = ("dev", "prod")
 
 IN_CLUSTER = "https://kubernetes.default.svc"

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devstack.repo import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = ROOT  # the name the manifest tests use
 OVERLAYS = ("dev", "prod")
 NAMESPACES = {"dev": "voting-app-dev", "prod": "voting-app-prod"}
 # API groups the Kubernetes API server serves itself; test_schema.py checks their objects,
@@ -29,8 +30,6 @@ BUILTIN_GROUPS = {
 def is_custom(obj: dict) -> bool:
     """True for an object whose kind a CRD defines, not the API server itself."""
     return obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
-
-
 
 
 def venv_tool(name: str) -> str:
