@@ -41,16 +41,19 @@ def venv_tool(name: str) -> str:
     pytest.fail(f"{name} is not installed in this virtualenv: run `uv sync --frozen --all-groups`")
 
 
+def kustomize(folder: Path) -> str:
+    """`kubectl kustomize` of any folder with the pinned kubectl, as YAML text; a failure fails the test."""
+    done = subprocess.run([venv_tool("kubectl"), "kustomize", str(folder)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        pytest.fail(f"kubectl kustomize {folder} failed:\n{done.stderr}")
+    return done.stdout
+
+
 @functools.cache
 def render(target: str) -> str:
-    """`kubectl kustomize` of base or an overlay, as YAML text."""
-    done = subprocess.run(
-        [venv_tool("kubectl"), "kustomize", str(REPO / target)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"kubectl kustomize {target} failed:\n{done.stderr}")
-    return done.stdout
+    """`kubectl kustomize` of base or an overlay (a folder under the repository), as YAML text."""
+    return kustomize(REPO / target)
 
 
 @functools.cache
