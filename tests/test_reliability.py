@@ -2,6 +2,7 @@
 
 import random
 import re
+import signal
 import threading
 import time
 
@@ -18,10 +19,24 @@ from worker.queue import PROCESSING_PREFIX
 
 
 def metric(url: str, name: str) -> float:
-    """One unlabelled sample from a service's /metrics."""
-    found = re.search(rf"^{name} (\S+)$", httpx.get(url + "/metrics").text, re.M)
-    assert found, f"{name} missing from {url}/metrics"
-    return float(found.group(1))
+    """One sample from a service's /metrics; it must be there."""
+    page = httpx.get(url + "/metrics").text
+    assert re.search(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ", page, re.M), f"{name} missing from {url}/metrics"
+    return stack.metric(url, name)
+
+
+def freeze_holding_a_batch(worker: stack.Service, client: redis.Redis, worker_id: str, timeout: float = 15) -> int:
+    """SIGSTOP the worker at an instant it holds a batch in Redis; how many votes it holds."""
+    in_hand = f"{PROCESSING_PREFIX}{worker_id}:*"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.keys(in_hand):
+            worker.proc.send_signal(signal.SIGSTOP)
+            held = sum(client.llen(key) for key in client.keys(in_hand))
+            if held:
+                return held
+            worker.proc.send_signal(signal.SIGCONT)  # it finished that batch just before: try the next
+    pytest.fail(f"worker {worker_id} never held a batch within {timeout}s")
 
 
 def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng: random.Random) -> threading.Thread:
@@ -81,8 +96,8 @@ def test_two_workers_share_the_queue_and_one_dying_loses_nothing(redis_server, p
     extra = {"WORKER_BATCH_SIZE": "50", "WORKER_HEARTBEAT_SECONDS": "1"}
     first = launch(stack.worker(redis_env, postgres_server.env, extra={**extra, "WORKER_ID": "a"}))
     second = launch(stack.worker(redis_env, postgres_server.env, extra={**extra, "WORKER_ID": "b"}))
-    time.sleep(1.0)
-    first.kill()
+    held = freeze_holding_a_batch(first, redis_client, "a")
+    first.kill()  # dies with the batch in hand: only the other worker can bring it back
     time.sleep(1.0)
     stop.set()
     producer.join()
@@ -90,8 +105,7 @@ def test_two_workers_share_the_queue_and_one_dying_loses_nothing(redis_server, p
     assert second.running()
     result = compare(pg_conn, truth)
     assert result.ok, str(result)
-    processed = httpx.get(second.url + "/metrics").text
-    assert "worker_votes_reclaimed_total" in processed
+    assert metric(second.url, "worker_votes_reclaimed_total") == held > 0
 
 
 def test_redis_outage_refuses_votes_clearly_then_recovers(own_redis, postgres_server, pg_conn, launch):
