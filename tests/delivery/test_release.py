@@ -29,14 +29,14 @@ def workflows() -> dict[str, dict]:
     return {path.name: load(path.read_text()) for path in sorted(WORKFLOWS.glob("*.yml"))}
 
 
-def run_step(step: dict, context: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def run_step(step: dict, context: dict[str, str], tmp_path: Path, cwd: Path | None = None) -> dict[str, str]:
     """Run a step's `run:` as the runner would, its `env:` filled from `context`; return its $GITHUB_OUTPUT."""
     env = {key: EXPRESSION.sub(lambda m: context[m.group(1)], str(value)) for key, value in step.get("env", {}).items()}
     output = tmp_path / "github_output"
     output.write_text("")
     subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-        env={**env, "GITHUB_OUTPUT": str(output), "PATH": os.environ["PATH"]}, check=True, timeout=30,
+        env={**env, "GITHUB_OUTPUT": str(output), "PATH": os.environ["PATH"]}, check=True, timeout=30, cwd=cwd,
     )
     return dict(line.split("=", 1) for line in output.read_text().splitlines())
 
@@ -162,12 +162,7 @@ def picked(changed: list[str], tmp_path: Path, step: dict | None = None) -> list
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "after"], check=True)
     step = step or next(s for s in workflows()["release.yml"]["jobs"]["changes"]["steps"] if s.get("id") == "pick")
-    cwd = os.getcwd()
-    os.chdir(repo)
-    try:
-        out = run_step(step, {"github.event.before": before, "github.event_name": "push"}, tmp_path)
-    finally:
-        os.chdir(cwd)
+    out = run_step(step, {"github.event.before": before, "github.event_name": "push"}, tmp_path, cwd=repo)
     return json.loads(out["services"])
 
 
