@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.repo import ROOT
+from devstack.repo import ROOT, SERVICES
 WORKFLOWS = ROOT / ".github" / "workflows"
-SERVICES = ("vote", "worker", "result")
 EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
 OPENS_PR = "peter-evans/create-pull-request@"
 
