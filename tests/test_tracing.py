@@ -9,6 +9,7 @@ with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a small OTLP/HTTP receiver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -101,10 +102,24 @@ def log_lines() -> Iterator[io.StringIO]:
         logger.setLevel(level)
 
 
-def drain(worker: Worker) -> None:
-    while worker.step():
-        pass
-    assert worker.in_flight is None
+@contextlib.contextmanager
+def running(worker: Worker) -> Iterator[None]:
+    """The worker's own loop in a thread for the block's length, then stopped as SIGTERM stops it."""
+    thread = threading.Thread(target=worker.run, name="worker-loop")
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop.set()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def named(spans, name: str) -> list:
@@ -141,10 +156,10 @@ def test_one_vote_from_its_request_to_its_commit_to_the_push(env, exporter, prov
             async with result_app.test_client().websocket("/ws") as ws:
                 assert (await ws.receive_json())["total"] == 0
                 await asyncio.to_thread(cast_a_vote)
-                await asyncio.to_thread(drain, worker)
-                async with asyncio.timeout(15):
-                    while (await ws.receive_json())["total"] != 1:
-                        pass
+                with running(worker):
+                    async with asyncio.timeout(15):
+                        while (await ws.receive_json())["total"] != 1:
+                            pass
 
     asyncio.run(scenario())
     spans = exporter.get_finished_spans()
@@ -197,7 +212,8 @@ def test_the_worker_takes_votes_with_and_without_a_traceparent(env, exporter, pr
         json.dumps({"voter_id": "bad-header", "vote": "b", "traceparent": "00-not-a-trace-context"}),
         json.dumps({"voter_id": "off-ballot", "vote": "c", "traceparent": traceparent}),
     )
-    drain(make_worker(provider_for("worker")))
+    with running(make_worker(provider_for("worker"))):
+        until(lambda: redis_client.llen(DEAD_LETTER) == 1 and not redis_client.llen(QUEUE))
     assert dict(pg_conn.execute("SELECT id, vote FROM votes").fetchall()) == {
         "traced": "a", "classic": "b", "odd-header": "a", "bad-header": "b"}
     assert [json.loads(d)["reason"] for d in redis_client.lrange(DEAD_LETTER, 0, -1)] == ["unknown-vote"]
