@@ -1,13 +1,14 @@
 import pytest
 
-from voting_contract.settings import Options, PostgresSettings, RedisSettings, SettingsError, env_float, env_int
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings, RedisSettings, SettingsError, env_float, env_int
 
 PG = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d"}
 
 
 def test_defaults_match_the_classic_demo():
     assert RedisSettings.from_env({}) == RedisSettings("redis", 6379, None)
-    assert Options.from_env({}) == Options("Cats", "Dogs")
+    assert Ballot.from_env({}) == Ballot.of("Cats", "Dogs")
     pg = PostgresSettings.from_env(PG)
     assert (pg.host, pg.port, pg.user, pg.database) == ("db", 5432, "u", "d")
 
@@ -36,7 +37,7 @@ def test_a_missing_credential_is_named(missing):
 def test_a_malformed_value_is_named(env, name):
     with pytest.raises(SettingsError, match=name):
         RedisSettings.from_env(env)
-        Options.from_env(env)
+        Ballot.from_env(env)
 
 
 def test_numbers_are_checked_against_their_range():

@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     """Build the app; tests pass their own settings, servers read the environment."""
     settings = settings or Settings.from_env(environ())
     app = Quart(__name__)
-    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds)
+    feed = TallyFeed(settings.postgres, settings.ballot, settings.recheck_seconds)
     app.extensions["tally_feed"] = feed
     hostname = socket.gethostname()
 
@@ -50,13 +50,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def live():
         if feed.closing:
             return  # shutting down: the browser reconnects to another pod
-        queue = feed.subscribe()
-        try:
+        with feed.viewer() as queue:
             await websocket.send_json(feed.current)
             while (update := await queue.get()) is not None:
                 await websocket.send_json(update)
-        finally:
-            feed.unsubscribe(queue)
 
     @app.get("/healthz")
     async def healthz():
