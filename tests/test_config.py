@@ -19,10 +19,13 @@ REDIS = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"}
         (lambda env: stack.vote(REDIS, extra=env), {"HTTP_WORKERS": "-2"}, "HTTP_WORKERS"),
         (lambda env: stack.worker(REDIS, PG, extra=env), {"POSTGRES_PASSWORD": ""}, "POSTGRES_PASSWORD"),
         (lambda env: stack.worker(REDIS, PG, extra=env), {"WORKER_BATCH_SIZE": "many"}, "WORKER_BATCH_SIZE"),
+        (lambda env: stack.worker(REDIS, PG, extra=env), {"BALLOT": "a=Cats"}, "BALLOT"),
+        (lambda env: stack.result(PG, extra=env), {"BALLOT": "a=Cats,c=Birds"}, "BALLOT"),
         (lambda env: stack.result(PG, extra=env), {"POSTGRES_DB": ""}, "POSTGRES_DB"),
         (lambda env: stack.result(PG, extra=env), {"PORT": "80x"}, "PORT"),
     ],
-    ids=["vote-port", "vote-label", "vote-workers", "worker-password", "worker-batch", "result-db", "result-port"],
+    ids=["vote-port", "vote-label", "vote-workers", "worker-password", "worker-batch", "worker-ballot", "result-ballot",
+         "result-db", "result-port"],
 )
 def test_a_bad_variable_stops_the_service_with_its_name(service, bad, name, tmp_path):
     svc = service(bad)
@@ -35,4 +38,4 @@ def test_a_bad_variable_stops_the_service_with_its_name(service, bad, name, tmp_
 def _base_env() -> dict[str, str]:
     import os
 
-    return {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "OPTION_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "OPTION_", "BALLOT"))}

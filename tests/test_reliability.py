@@ -12,7 +12,7 @@ import redis
 
 from devstack import stack
 from devstack.load import VoteStream, queue_votes, wait_drained
-from devstack.truth import compare
+from devstack.truth import BALLOT, compare
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 from worker.queue import PROCESSING_PREFIX
 
@@ -32,7 +32,7 @@ def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng
     def run() -> None:
         while not stop.is_set():
             for _ in range(100):
-                voter, choice = f"p{rng.randrange(3000)}", rng.choice("ab")
+                voter, choice = f"p{rng.randrange(3000)}", rng.choice(BALLOT.ids)
                 push(Vote(voter, choice))
                 truth[voter] = choice
             time.sleep(0.01)

@@ -17,6 +17,8 @@ import redis
 
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 
+from .truth import BALLOT
+
 
 def queue_votes(client: redis.Redis, voters: int, votes: int, rng: random.Random, prefix: str = "v",
                 chunk: int = 2000) -> dict[str, str]:
@@ -30,7 +32,7 @@ def queue_votes(client: redis.Redis, voters: int, votes: int, rng: random.Random
         with client.pipeline(transaction=False) as pipe:
             for i in range(start, min(votes, start + chunk)):
                 voter = f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}"
-                choice = rng.choice("ab")
+                choice = rng.choice(BALLOT.ids)
                 push(Vote(voter, choice, ts=time.time()), client=pipe)
                 truth[voter] = choice
             pipe.execute()
@@ -152,7 +154,7 @@ class VoteStream:
                 voter_id = client.cookies.get("voter_id")
                 if voter_id in self.truth and rng.random() > self.change_rate:
                     continue  # most people vote once
-                choice = rng.choice("ab")
+                choice = rng.choice(BALLOT.ids)
                 sent = time.monotonic()
                 idle = round(sent - answered[n], 3) if n in answered else None
                 try:

@@ -19,6 +19,7 @@ from worker.queue import PROCESSING_PREFIX
 
 from .. import stack
 from ..load import VoteStream, reasons_text, wait_drained
+from ..truth import BALLOT
 
 
 def surge(client: redis.Redis, voters: int, prefix: str, rng: random.Random) -> tuple[dict[str, str], set[str]]:
@@ -28,7 +29,7 @@ def surge(client: redis.Redis, voters: int, prefix: str, rng: random.Random) -> 
     2xx only then. If the pipeline breaks, its voters are unknown: not owed, not extra.
     """
     push = enqueue_script(client)
-    choices = {f"{prefix}{i}": rng.choice("ab") for i in range(voters)}
+    choices = {f"{prefix}{i}": rng.choice(BALLOT.ids) for i in range(voters)}
     try:
         with client.pipeline(transaction=False) as pipe:
             for voter, choice in choices.items():
@@ -101,7 +102,7 @@ class Backlog:
             except redis.RedisError:
                 time.sleep(0.05)
                 continue
-            votes = [(f"{self.prefix}{self.rng.randrange(self.voters)}", self.rng.choice("ab"))
+            votes = [(f"{self.prefix}{self.rng.randrange(self.voters)}", self.rng.choice(BALLOT.ids))
                      for _ in range(self.chunk)]
             try:
                 with self.client.pipeline(transaction=False) as pipe:
