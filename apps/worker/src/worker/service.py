@@ -143,7 +143,8 @@ class Worker:
     def _settle(self) -> None:
         """Wait for the batch being written; acknowledge it once it is committed."""
         batch = self.being_written
-        assert batch is not None
+        if batch is None:
+            return
         while True:
             try:
                 written = batch.written.result(timeout=0.5)
@@ -155,8 +156,8 @@ class Worker:
             self._acknowledge(batch.key, batch.plan, batch.size)
         # else: stopping with PostgreSQL down; the batch stays in Redis for a successor
 
-    # Two levels of the loop: pipeline_step() moves one batch along (take n+1, settle n, start
-    # writing n+1); recover_then_step() first finishes whatever Redis still holds of ours.
+    # pipeline_step() moves one batch along (take n+1, settle n, start writing n+1); run() calls recover_then_step(),
+    # which first recover()s while _must_recover says Redis may hold batches of ours; _mark_alive() only feeds liveness.
     def pipeline_step(self) -> int:
         """Take and decode the next batch while the previous one is written; return its size.
 
