@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
 import psycopg
 import redis
@@ -37,9 +37,6 @@ class Backoff:
         current = self.next
         self.next = min(self.cap, self.next * 2)
         return current * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.next = self.first
 
 
 @dataclass(frozen=True)
