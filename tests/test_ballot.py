@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -23,22 +21,16 @@ import yaml
 
 from devstack import stack
 
-REPO = Path(__file__).resolve().parents[1]
+# The one renderer of tests/manifests (the pinned kubectl), under --import-mode=importlib.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "manifests"))
+from manifest_render import REPO, kustomize  # noqa: E402
+
 FOUR = "a=Cats,b=Dogs,c=Birds,d=Fish"
 SERVICES = ("vote", "worker", "result")
 
 
-def kubectl() -> str:
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        if os.access(Path(folder) / "kubectl", os.X_OK):
-            return str(Path(folder) / "kubectl")
-    pytest.fail("kubectl is not installed in this virtualenv: run `uv sync --frozen --all-groups`")
-
-
 def render(folder: Path) -> list[dict]:
-    done = subprocess.run([kubectl(), "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(kustomize(folder)) if doc]
 
 
 def with_ballot(tmp_path: Path, overlay: str, ballot: str) -> list[dict]:
