@@ -15,8 +15,10 @@ image_prefix="voting-app-local"
 # What Argo CD reads: the git server of deploy/gitserver, one branch.
 served_url="http://git.git.svc.cluster.local/voting-app.git"
 served_branch="main"
-# kind maps these host ports (scripts/kind-cluster.yaml): dev vote, dev result, prod gateway HTTPS.
-host_ports=(8080 8081 8443)
+kind_config="${KIND_CONFIG:-$here/kind-cluster.yaml}"
+terraform_dir="${TERRAFORM_DIR:-$root/terraform}"
+# The host ports kind maps (dev vote, dev result, prod gateway HTTPS), read from the kind config.
+mapfile -t host_ports < <(sed -n 's/^ *hostPort: *\([0-9][0-9]*\).*/\1/p' "$kind_config")
 # The prod hostnames, as the Gateway's HTTPS listeners and routes name them.
 prod_hosts=(vote.localhost result.localhost)
 argocd_ui_port=8090
@@ -44,6 +46,7 @@ Usage: $(basename "$0") up [dev|prod] | push | wait | down | status
 
 Argo CD serves commits, not the working tree: commit first, then push.
 CLUSTER_NAME (default voting-app) names the cluster; the end-to-end tests use their own.
+KUBECONFIG (its first file, default ~/.kube/config) receives the context kind-<name>.
 Needs docker, kind, kubectl, terraform, git and python3 (with PyYAML: make install) on PATH.
 USAGE
 }
@@ -99,7 +102,7 @@ create_cluster() {
     exit 1
   fi
   say "creating kind cluster ${cluster}"
-  kind create cluster --name "$cluster" --config "$here/kind-cluster.yaml" --kubeconfig "$kubeconfig" --wait 120s
+  kind create cluster --name "$cluster" --config "$kind_config" --kubeconfig "$kubeconfig" --wait 120s
 }
 
 # The environment a cluster was made for, as `up` recorded it in the cluster (empty if none).
@@ -227,10 +230,10 @@ prod_secrets() {
 }
 
 install_argocd() {
-  local env="$1" tf=(terraform -chdir="$root/terraform")
+  local env="$1" tf=(terraform -chdir="$terraform_dir")
   say "installing Argo CD and the root Application with Terraform (workspace ${cluster})"
   # The selected workspace may be one whose cluster is gone: start from the default one.
-  rm -f "$root/terraform/.terraform/environment"
+  rm -f "$terraform_dir/.terraform/environment"
   "${tf[@]}" init -input=false >/dev/null
   "${tf[@]}" workspace select -or-create "$cluster" >/dev/null
   "${tf[@]}" apply -input=false -auto-approve \
@@ -329,7 +332,7 @@ push() {
   checkout_current_commit
   pin_and_push "$env"
   kc -n argocd annotate applications.argoproj.io --all argocd.argoproj.io/refresh=normal --overwrite >/dev/null
-  reconciliation="$(sed -n 's/^ *timeout\.reconciliation: *\([0-9]*\)s.*/\1/p' "$root/terraform/values/argocd.yaml")"
+  reconciliation="$(sed -n 's/^ *timeout\.reconciliation: *\([0-9]*\)s.*/\1/p' "$terraform_dir/values/argocd.yaml")"
   cat <<PUSHED
 
 Pushed. Argo CD was asked to refresh now and will sync within about ${reconciliation:-180} s at the latest;
@@ -347,7 +350,7 @@ wait_cmd() {
 down() {
   need kind
   kind delete cluster --name "$cluster" --kubeconfig "$kubeconfig"
-  rm -rf "$root/terraform/terraform.tfstate.d/${cluster}"
+  rm -rf "$terraform_dir/terraform.tfstate.d/${cluster}"
 }
 
 status() {
