@@ -183,7 +183,7 @@ pin_and_push() {
   done
   python3 "$root/scripts/gitops_images.py" set "$repo/overlays/${env}" "${specs[@]}"
   git -C "$repo" -c user.name="make cluster" -c user.email="cluster@voting-app.invalid" \
-    commit --quiet --all --message "local: overlays/${env} runs the images built from $(git -C "$repo" rev-parse --short HEAD)"
+    commit --quiet --all --allow-empty --message "local: overlays/${env} runs the images built from $(git -C "$repo" rev-parse --short HEAD)"
 
   kc -n git port-forward svc/git :80 >"$work/forward.log" 2>&1 &
   forward_pid=$!
