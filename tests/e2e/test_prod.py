@@ -105,7 +105,7 @@ def psql(cluster, sql: str, database: str | None = None) -> str:
     target = f'"{database}"' if database else '"$POSTGRES_DB"'
     code, out = cluster.exec(
         NS, pod, ["sh", "-c", f'psql -v ON_ERROR_STOP=1 -At -U "$POSTGRES_USER" -d {target} -c "$0"', sql],
-        container="db", timeout=300,
+        container="postgres", timeout=300,
     )
     assert code == 0, f"psql failed ({code}): {out}"
     return out.strip()
