@@ -126,7 +126,7 @@ build_and_load() {
     say "${image}: inputs unchanged, not rebuilt"
   else
     say "building ${image}"
-    docker build --quiet -f "$dockerfile" "$@" -t "$image" "$context_dir" >/dev/null
+    docker build -f "$dockerfile" "$@" -t "$image" "$context_dir" >&2
   fi
   kind load docker-image --name "$cluster" "$image" >/dev/null
 }

@@ -11,6 +11,7 @@ $E2E_ARTIFACTS (or a temp folder) and attached to the test report.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import shutil
 import socket
@@ -84,7 +85,9 @@ def prerequisites() -> None:
         pytest.skip(reason)
 
 
+@functools.cache
 def artifacts() -> Path:
+    """Where failures and the cluster script's log go: $E2E_ARTIFACTS, or one temp folder per run."""
     path = Path(os.environ.get("E2E_ARTIFACTS") or tempfile.mkdtemp(prefix="e2e-"))
     path.mkdir(parents=True, exist_ok=True)
     return path
