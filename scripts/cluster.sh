@@ -17,6 +17,8 @@ served_url="http://git.git.svc.cluster.local/voting-app.git"
 served_branch="main"
 kind_config="${KIND_CONFIG:-$here/kind-cluster.yaml}"
 terraform_dir="${TERRAFORM_DIR:-$root/terraform}"
+# The working copy whose current commit is served (the e2e serves a clone with a commit of its own).
+source_repo="${SOURCE_REPO:-$root}"
 # The host ports kind maps (dev vote, dev result, prod gateway HTTPS), read from the kind config.
 mapfile -t host_ports < <(sed -n 's/^ *hostPort: *\([0-9][0-9]*\).*/\1/p' "$kind_config")
 # The prod hostnames, as the Gateway's HTTPS listeners and routes name them.
@@ -145,12 +147,12 @@ cleanup() {
 trap cleanup EXIT
 
 checkout_current_commit() {
-  if [[ -n "$(git -C "$root" status --porcelain --untracked-files=no)" ]]; then
+  if [[ -n "$(git -C "$source_repo" status --porcelain --untracked-files=no)" ]]; then
     echo "note: uncommitted changes are not served; Argo CD deploys commits (commit, then make cluster-push)" >&2
   fi
   work="$(mktemp -d)"
-  git clone --quiet --shared --no-checkout "$root" "$work/repo"
-  git -C "$work/repo" checkout --quiet --detach "$(git -C "$root" rev-parse HEAD)"
+  git clone --quiet --shared --no-checkout "$source_repo" "$work/repo"
+  git -C "$work/repo" checkout --quiet --detach "$(git -C "$source_repo" rev-parse HEAD)"
 }
 
 start_git_server() {

@@ -235,14 +235,21 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def cluster_script(command: str, *args: str, kubeconfig: Path, log: Path, timeout: float) -> subprocess.CompletedProcess:
-    """scripts/cluster.sh, as `make cluster` runs it, for the e2e's own cluster name and kubeconfig."""
+def run_cluster_script(command: str, *args: str, kubeconfig: Path, log: Path, timeout: float,
+                       source: Path | None = None) -> subprocess.CompletedProcess:
+    """scripts/cluster.sh, as `make cluster` runs it, for the e2e's own cluster name and kubeconfig.
+
+    Its output goes to `log` and comes back as `stdout`."""
     env = {**os.environ, "CLUSTER_NAME": CLUSTER_NAME, "KUBECONFIG": str(kubeconfig), "WAIT_SECONDS": "2400"}
+    if source:
+        env["SOURCE_REPO"] = str(source)
+    done = subprocess.run(
+        ["bash", str(CLUSTER_SH), command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=timeout, check=False, cwd=ROOT,
+    )
     with log.open("a") as out:
-        return subprocess.run(
-            ["bash", str(CLUSTER_SH), command, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-            timeout=timeout, check=False, cwd=ROOT,
-        )
+        out.write(f"$ scripts/cluster.sh {command} {' '.join(args)}\n{done.stdout}")
+    return done
 
 
 @pytest.fixture(scope="session")
@@ -253,8 +260,8 @@ def cluster(prerequisites, request, tmp_path_factory) -> Cluster:
     kubeconfig = tmp_path_factory.mktemp("kube") / "config"
     log = artifacts() / f"cluster-up-{environment}.log"
     # A cluster kept from an earlier failed run would carry its state: start clean.
-    cluster_script("down", kubeconfig=kubeconfig, log=log, timeout=300)
-    up = cluster_script("up", environment, kubeconfig=kubeconfig, log=log, timeout=3600)
+    run_cluster_script("down", kubeconfig=kubeconfig, log=log, timeout=300)
+    up = run_cluster_script("up", environment, kubeconfig=kubeconfig, log=log, timeout=3600)
     kind = KindCluster(
         CLUSTER_NAME, kubeconfig=kubeconfig,
         kind_path=Path(shutil.which("kind")), kubectl_path=Path(shutil.which("kubectl")),
@@ -263,14 +270,25 @@ def cluster(prerequisites, request, tmp_path_factory) -> Cluster:
     if made:
         kind.create()  # the cluster exists, so this only attaches to it through the kubeconfig
         request.config.stash[CLUSTER_KEY] = Cluster(kind, environment)
-    tail = "".join(log.read_text().splitlines(keepends=True)[-60:])
+    tail = "".join(up.stdout.splitlines(keepends=True)[-60:])
     assert up.returncode == 0, f"scripts/cluster.sh up {environment} failed ({up.returncode}); its log, {log}, ends:\n{tail}"
     yield request.config.stash[CLUSTER_KEY]
     request.config.stash[CLUSTER_KEY] = None
     if request.config.stash.get(FAILED_KEY, False) and os.environ.get("E2E_KEEP_CLUSTER_ON_FAILURE") == "1":
         print(f"\nkeeping kind cluster {CLUSTER_NAME} for inspection (E2E_KEEP_CLUSTER_ON_FAILURE=1)")
         return
-    cluster_script("down", kubeconfig=kubeconfig, log=log, timeout=300)
+    run_cluster_script("down", kubeconfig=kubeconfig, log=log, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def cluster_script(cluster):
+    """Run scripts/cluster.sh against the e2e cluster: cluster_script("push", source=<a working copy>)."""
+
+    def run(command: str, *args: str, source: Path | None = None) -> subprocess.CompletedProcess:
+        log = artifacts() / f"cluster-{command}.log"
+        return run_cluster_script(command, *args, kubeconfig=cluster.kind.kubeconfig_path, log=log, timeout=3600, source=source)
+
+    return run
 
 
 @pytest.fixture(scope="session")
