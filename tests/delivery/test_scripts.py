@@ -272,8 +272,8 @@ class StubbedRun:
         (tmp_path / "terraform" / "values" / "argocd.yaml").write_text("configs:\n  cm:\n    timeout.reconciliation: 60s\n")
         self.server = GitServer(tmp_path / "srv")
 
-    def __call__(self, *args: str) -> subprocess.CompletedProcess:
-        env = {
+    def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        env = {**extra, 
             "PATH": f"{self.bin}:{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(self.tmp),
             "CALLS": str(self.calls), "STATE": str(self.state), "GIT_PORT": str(self.server.port),
             "CLUSTER_NAME": "stub", "KUBECONFIG": str(self.tmp / "kubeconfig"), "KIND_CONFIG": str(self.kind_config),
@@ -349,11 +349,18 @@ def test_cluster_push_rebuilds_nothing_unchanged_and_refuses_another_environment
         assert run("up").returncode == 0
         built = len(run.call_lines("docker build"))
         assert built == 4  # the git server and the three services
-        pushed = run("push")
+        # A working copy one commit ahead that changes no image's inputs.
+        work = tmp_path / "work"
+        subprocess.run(["git", "clone", "-q", "--shared", str(ROOT), str(work)], check=True)
+        git_commit(work, "a change to the docs only\n")
+        pushed = run("push", SOURCE_REPO=str(work))
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         assert len(run.call_lines("docker build")) == built, "inputs unchanged, yet images were rebuilt"
         assert "Argo CD was asked to refresh now and will sync within about 60 s" in pushed.stdout
-        assert served_problems(run.served(), head(), "dev") == []
+        ahead = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        assert served_problems(run.served(), ahead, "dev") == []
+        assert any("annotate applications.argoproj.io --all argocd.argoproj.io/refresh=normal" in line
+                   for line in run.call_lines("kubectl"))
         other = run("up", "prod")
         assert other.returncode == 1 and "runs dev, not prod: make cluster-down first" in other.stderr
     finally:
