@@ -19,11 +19,20 @@ def test_every_application_is_synced_and_healthy_from_the_git_server_in_the_clus
     assert wanted in apps, f"no Application {wanted}; Argo CD has {sorted(apps)}"
     if cluster.environment == "dev":
         assert "voting-app-prod" not in apps, "dev brings only the dev Application, not prod or the platform"
-    states = {
-        name: (app.get("status", {}).get("sync", {}).get("status"), app.get("status", {}).get("health", {}).get("status"))
-        for name, app in apps.items()
-    }
-    assert {name: state for name, state in states.items() if state != ("Synced", "Healthy")} == {}
+
+    def unsettled() -> dict[str, tuple]:
+        """Applications not Synced and Healthy (the platform's may still settle after ours is)."""
+        states = {}
+        for app in cluster.applications():
+            status = app.get("status", {})
+            state = (status.get("sync", {}).get("status"), status.get("health", {}).get("status"))
+            if state != ("Synced", "Healthy"):
+                states[app["metadata"]["name"]] = state
+        return states
+
+    e2e.wait_for(lambda: not unsettled(), timeout=900, interval=10, what="every Application Synced and Healthy",
+                 last=unsettled)
+    apps = {app["metadata"]["name"]: app for app in cluster.applications()}
     # Our Applications read the in-cluster git server; the platform's charts come from their own repositories.
     ours = [name for name, app in apps.items() if any(s.get("path") for s in sources(app))]
     for name in ours:
