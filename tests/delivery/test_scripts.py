@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from manifest_render import rendered_objects
 
@@ -406,3 +407,38 @@ def test_gitops_images_set_pins_a_tag_like_kustomize_edit_set_image(gitops_image
         except ValueError:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+def route_hosts(objects: list[dict]) -> dict[str, str]:
+    """service -> the first hostname of the HTTPRoute that sends traffic to it."""
+    found = {}
+    for obj in objects:
+        if obj["kind"] == "HTTPRoute":
+            for rule in obj["spec"].get("rules", []):
+                for backend in rule.get("backendRefs", []):
+                    found[backend["name"]] = obj["spec"]["hostnames"][0]
+    return found
+
+
+def printed_host_problems(script: str, objects: list[dict]) -> list[str]:
+    """Where the URLs cluster.sh prints for prod differ from what prod's routes serve."""
+    match = re.search(r"^prod_hosts=\((\S+) (\S+)\)$", script, re.M)
+    if not match:
+        return ["cluster.sh has no prod_hosts=(vote result)"]
+    routes = route_hosts(objects)
+    return [f"cluster.sh prints https://{printed}:8443 for {service}, prod routes {routes.get(service)}"
+            for service, printed in zip(("vote", "result"), match.groups()) if routes.get(service) != printed]
+
+
+def test_cluster_sh_prints_the_hostnames_prods_routes_serve(overlays):
+    if not route_hosts(overlays["prod"]):
+        pytest.skip("overlays/prod renders no HTTPRoute yet")
+    assert printed_host_problems(CLUSTER_SH.read_text(), overlays["prod"]) == []
+
+
+def test_a_printed_hostname_that_no_route_serves_is_caught():
+    routes = [{"kind": "HTTPRoute", "spec": {"hostnames": [host], "rules": [{"backendRefs": [{"name": name}]}]}}
+              for name, host in (("vote", "vote.example.test"), ("result", "result.localhost"))]
+    script = "prod_hosts=(vote.localhost result.localhost)\n"
+    assert printed_host_problems(script, routes) == [
+        "cluster.sh prints https://vote.localhost:8443 for vote, prod routes vote.example.test"]
