@@ -136,10 +136,15 @@ build_and_load() {
 # A checkout of the current commit in a temp folder: what is built, applied and served.
 work=""
 forward_pid=""
-cleanup() {
+stop_forward() {
   if [[ -n "$forward_pid" ]]; then
     kill "$forward_pid" 2>/dev/null || true
+    wait "$forward_pid" 2>/dev/null || true
+    forward_pid=""
   fi
+}
+cleanup() {
+  stop_forward
   if [[ -n "$work" ]]; then
     rm -rf "$work"
   fi
@@ -187,7 +192,9 @@ pin_and_push() {
   git -C "$repo" -c user.name="make cluster" -c user.email="cluster@voting-app.invalid" \
     commit --quiet --all --allow-empty --message "local: overlays/${env} runs the images built from $(git -C "$repo" rev-parse --short HEAD)"
 
-  kc -n git port-forward svc/git :80 >"$work/forward.log" 2>&1 &
+  # kubectl itself, not the kc function: a backgrounded function is a subshell, and killing
+  # that would leave the port-forward running.
+  kubectl --kubeconfig "$kubeconfig" --context "$context" -n git port-forward svc/git :80 >"$work/forward.log" 2>&1 &
   forward_pid=$!
   for _ in $(seq 60); do
     port="$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/forward.log")"
@@ -201,8 +208,7 @@ pin_and_push() {
   fi
   say "pushing $(git -C "$repo" rev-parse --short HEAD) (${specs[*]}) to ${served_url} ${served_branch}"
   git -C "$repo" push --quiet --force "http://127.0.0.1:${port}/voting-app.git" "HEAD:refs/heads/${served_branch}"
-  kill "$forward_pid" 2>/dev/null || true
-  forward_pid=""
+  stop_forward
   kc -n git create configmap served --from-literal=environment="$env" \
     --from-literal=commit="$(git -C "$repo" rev-parse HEAD)" --dry-run=client -o yaml | kc apply -f - >/dev/null
 }

@@ -143,11 +143,12 @@ class GitServer:
             [sys.executable, str(GIT_SERVER), str(root), str(self.port), "voting-app.git"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # a busy machine starts Python slowly
+        while time.monotonic() < deadline:
             if subprocess.run(["git", "ls-remote", self.url], capture_output=True).returncode == 0:
                 return
             time.sleep(0.1)
-        raise AssertionError("the git server did not answer")
+        raise AssertionError("the git server did not answer within 60 s")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -227,7 +228,7 @@ echo "terraform $*" >> "$CALLS"
 echo "kubectl $*" >> "$CALLS"
 args=" $* "
 case "$args" in
-  *" port-forward "*) echo "Forwarding from 127.0.0.1:$GIT_PORT -> 8080"; exec sleep 600 ;;
+  *" port-forward "*) echo $$ >> "$STATE/forwards"; echo "Forwarding from 127.0.0.1:$GIT_PORT -> 8080"; exec sleep 600 ;;
   *" get configmap served "*) cat "$STATE/environment" 2>/dev/null || exit 1 ;;
   *" create configmap served "*)
     for a in "$@"; do case "$a" in --from-literal=environment=*) echo -n "${a#*=environment=}" > "$STATE/environment" ;; esac; done
@@ -287,6 +288,19 @@ class StubbedRun:
         subprocess.run(["git", "clone", "-q", "--branch", "main", self.server.url, str(clone)], check=True, timeout=120)
         return clone
 
+    def forwards_left(self) -> list[int]:
+        """The stand-in port-forwards still running (each wrote its PID); ends them too."""
+        pids = [int(p) for p in (self.state / "forwards").read_text().split()]
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            alive.append(pid)
+            os.kill(pid, 15)
+        return alive
+
     def call_lines(self, tool: str) -> list[str]:
         return [line for line in self.calls.read_text().splitlines() if line.startswith(f"{tool} ")]
 
@@ -340,6 +354,7 @@ def test_cluster_up_prod_serves_the_commit_plus_the_pin_and_hands_terraform_the_
             i for i, l in enumerate(lines) if l.startswith("terraform "))
         assert f"--config {run.kind_config}" in next(l for l in run.call_lines("kind") if "create cluster" in l)
         assert "https://vote.localhost:8443" in done.stdout and "voting-app-local-ca" in done.stdout
+        assert run.forwards_left() == [], "the port-forward outlived the script"
     finally:
         run.server.stop()
 
@@ -347,7 +362,8 @@ def test_cluster_up_prod_serves_the_commit_plus_the_pin_and_hands_terraform_the_
 def test_cluster_push_rebuilds_nothing_unchanged_and_refuses_another_environment(tmp_path):
     run = StubbedRun(tmp_path)
     try:
-        assert run("up").returncode == 0
+        up = run("up")
+        assert up.returncode == 0, up.stdout + up.stderr
         built = len(run.call_lines("docker build"))
         assert built == 4  # the git server and the three services
         # A working copy one commit ahead that changes no image's inputs.
@@ -362,6 +378,7 @@ def test_cluster_push_rebuilds_nothing_unchanged_and_refuses_another_environment
         assert served_problems(run.served(), ahead, "dev") == []
         assert any("annotate applications.argoproj.io --all argocd.argoproj.io/refresh=normal" in line
                    for line in run.call_lines("kubectl"))
+        assert run.forwards_left() == [], "a port-forward outlived the script"
         other = run("up", "prod")
         assert other.returncode == 1 and "runs dev, not prod: make cluster-down first" in other.stderr
     finally:
