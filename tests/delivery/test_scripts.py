@@ -13,13 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 from manifest_render import rendered_objects
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
 GIT_SERVER = ROOT / "deploy" / "gitserver" / "server.py"
 
