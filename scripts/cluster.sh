@@ -115,7 +115,10 @@ recorded_environment() {
 # A tag that changes exactly when what goes into the service's image changes at that commit.
 input_hash() {
   local work="$1" service="$2" path ids=()
-  for path in apps/Dockerfile "apps/${service}" libs uv.lock pyproject.toml .python-version .dockerignore; do
+  # What apps/Dockerfile copies (apps/Dockerfile.dockerignore lets through): the workspace's
+  # pyproject files and lock, the contract library, and this service's own folder.
+  for path in apps/Dockerfile apps/Dockerfile.dockerignore "apps/${service}" libs uv.lock pyproject.toml \
+    apps/vote/pyproject.toml apps/worker/pyproject.toml apps/result/pyproject.toml tools/devstack/pyproject.toml; do
     ids+=("${path}=$(git -C "$work" rev-parse --verify --quiet "HEAD:${path}" || echo none)")
   done
   printf '%s\n' "${ids[@]}" | git hash-object --stdin | cut -c1-12

@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from manifest_render import rendered_objects
 
 from devstack.repo import ROOT
+
 CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
 GIT_SERVER = ROOT / "deploy" / "gitserver" / "server.py"
 

@@ -23,7 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
+
 CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
 CLUSTER_NAME = os.environ.get("E2E_CLUSTER_NAME", "voting-app-e2e")
 ENVIRONMENTS = ("dev", "prod")
