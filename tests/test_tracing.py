@@ -146,7 +146,7 @@ def test_one_vote_from_its_request_to_its_commit_to_the_push(env, exporter, prov
         voter = vote_app.test_client()
         voter.set_cookie("voter_id", VOTER)
         assert voter.post("/", data={"vote": "a"}).status_code == 200
-        queued.extend(decode(m) for m in redis_client.lrange(QUEUE, 0, -1))
+        queued.extend(decode(m, ("a", "b")) for m in redis_client.lrange(QUEUE, 0, -1))
 
     async def scenario() -> None:
         async with result_app.test_app():

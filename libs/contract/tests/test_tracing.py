@@ -5,6 +5,7 @@ from voting_contract import tracing
 from voting_contract.settings import SettingsError, TracingSettings
 from voting_contract.wire import MalformedMessage, Vote, decode
 
+IDS = ("a", "b")
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -47,15 +48,15 @@ def test_the_current_spans_traceparent_links_back_to_it():
 
 def test_a_message_carries_a_traceparent_that_classic_readers_ignore():
     vote = Vote("v1", "a").traced(TRACEPARENT)
-    assert decode(vote.to_json()) == vote and vote.traceparent == TRACEPARENT
+    assert decode(vote.to_json(), IDS) == vote and vote.traceparent == TRACEPARENT
     assert Vote("v1", "a").traced(None) == Vote("v1", "a")
-    assert decode(Vote("v1", "a").to_json()).traceparent is None
+    assert decode(Vote("v1", "a").to_json(), IDS).traceparent is None
     assert '"traceparent"' not in Vote("v1", "a").to_json()
 
 
 @pytest.mark.parametrize("header", ["42", "null", "[]", '"' + "0" * 129 + '"'])
 def test_an_unusable_traceparent_costs_the_link_never_the_vote(header):
-    assert decode('{"voter_id": "v1", "vote": "b", "traceparent": ' + header + "}") == Vote("v1", "b")
+    assert decode('{"voter_id": "v1", "vote": "b", "traceparent": ' + header + "}", IDS) == Vote("v1", "b")
 
 
 @pytest.mark.parametrize(
@@ -69,5 +70,5 @@ def test_an_unusable_traceparent_costs_the_link_never_the_vote(header):
 )
 def test_a_traceparent_never_makes_a_malformed_message_acceptable(raw, reason):
     with pytest.raises(MalformedMessage) as caught:
-        decode(raw % TRACEPARENT)
+        decode(raw % TRACEPARENT, IDS)
     assert caught.value.reason == reason

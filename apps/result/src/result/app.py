@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     app = Quart(__name__)
     own_provider = tracer_provider is None
     tracer_provider = tracer_provider or tracing.provider(settings.tracing)
-    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds,
+    feed = TallyFeed(settings.postgres, settings.ballot, settings.recheck_seconds,
                      FeedTelemetry(tracing.tracer(tracer_provider, "result")))
     app.extensions["tally_feed"] = feed
     hostname = socket.gethostname()
@@ -59,13 +59,10 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     async def live():
         if feed.closing:
             return  # shutting down: the browser reconnects to another pod
-        queue = feed.subscribe()
-        try:
+        with feed.viewer() as queue:
             await websocket.send_json(feed.current)
             while (update := await queue.get()) is not None:
                 await websocket.send_json(update)
-        finally:
-            feed.unsubscribe(queue)
 
     @app.get("/healthz")
     async def healthz():

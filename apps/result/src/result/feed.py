@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Iterator
 
 import psycopg
 from prometheus_client import Counter, Gauge
 
 from voting_contract.logs import event
 from voting_contract.schema import TALLIES_SQL, TALLY_CHANNEL, ensure_schema
-from voting_contract.settings import Options, PostgresSettings
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings
 
 from .tallies import snapshot
 from .telemetry import FeedTelemetry
@@ -30,41 +32,50 @@ DB_CONNECTED = Gauge("result_db_connected", "1 while the tally reader holds a Po
 
 
 class TallyFeed:
-    def __init__(self, settings: PostgresSettings, options: Options, recheck_seconds: float,
+    def __init__(self, settings: PostgresSettings, ballot: Ballot, recheck_seconds: float,
                  telemetry: FeedTelemetry | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry or FeedTelemetry()
-        self.options = options
+        self.ballot = ballot
         self.recheck_seconds = recheck_seconds
         self.counts: dict[str, int] = {}
         self.loaded = False
         self.connected = False
-        self.current = snapshot({}, options, stale=True, loaded=False)
+        self.current = snapshot({}, ballot, stale=True, loaded=False)
         self._subscribers: set[asyncio.Queue] = set()
         self.closing = False
         self._task: asyncio.Task | None = None
 
     # -- viewers ----------------------------------------------------------------------
-    def subscribe(self) -> asyncio.Queue:
+    @contextlib.contextmanager
+    def viewer(self) -> Iterator[asyncio.Queue]:
+        """A queue of the newest tallies (None: close) for one viewer, for as long as the block runs.
+
+        However the block ends (the viewer leaves mid-send, the task is cancelled, an error), the
+        queue stops receiving and the viewer is no longer counted.
+        """
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._subscribers.add(queue)
         VIEWERS.inc()
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue) -> None:
-        if queue in self._subscribers:
+        try:
+            yield queue
+        finally:
             self._subscribers.discard(queue)
             VIEWERS.dec()
+
+    @property
+    def viewers(self) -> int:
+        return len(self._subscribers)
 
     def _publish(self, counts: dict[str, int] | None = None) -> None:
         if counts is not None:
             self.counts, self.loaded = counts, True
-        new = snapshot(self.counts, self.options, stale=not self.connected, loaded=self.loaded)
+        new = snapshot(self.counts, self.ballot, stale=not self.connected, loaded=self.loaded)
         if new == self.current:
             return
         self.current = new
         UPDATES.inc()
-        with self.telemetry.push(len(self._subscribers)):
+        with self.telemetry.push(self.viewers):
             for queue in self._subscribers:
                 # A slow viewer only ever needs the newest tallies: replace what it has not read.
                 if queue.full():

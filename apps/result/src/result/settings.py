@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from voting_contract.ballot import Ballot
 from voting_contract.settings import (
     LogSettings,
-    Options,
     PostgresSettings,
     TracingSettings,
     env_float,
@@ -19,7 +19,7 @@ from voting_contract.settings import (
 @dataclass(frozen=True)
 class Settings:
     postgres: PostgresSettings
-    options: Options
+    ballot: Ballot
     host: str
     port: int
     recheck_seconds: float
@@ -30,7 +30,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         return cls(
             postgres=PostgresSettings.from_env(env),
-            options=Options.from_env(env),
+            ballot=Ballot.from_env(env),
             host=env_str(env, "HOST", "0.0.0.0"),
             port=env_int(env, "PORT", 8080, low=1, high=65535),
             # Without a notification for this long, read anyway: it proves the connection is alive.

@@ -22,7 +22,7 @@ from voting_contract.logs import event, voter_ref
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
-from voting_contract.wire import OPTIONS, Vote, enqueue_script
+from voting_contract.wire import Vote, enqueue_script
 
 from .origin import cross_site
 from .settings import Settings
@@ -93,22 +93,23 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             log.warning("redis stopped answering: %s", exc, extra=event("vote.redis_down"))
         redis_was_up = up
 
-    # A ballot page depends only on the voter's choice: there are three of them, rendered once.
+    # A ballot page depends only on the voter's choice (none, or one of the options, just cast
+    # or not): a handful of pages, each rendered once.
     pages: dict[str | None, str] = {}
 
     def ballot(choice: str | None, *, just_cast: bool = False) -> Response:
         key = f"{choice}:cast" if just_cast else choice
         if key not in pages:
-            notice = f"Your vote for {settings.options.label(choice)} is in." if just_cast else None
+            notice = f"Your vote for {settings.ballot.label(choice)} is in." if just_cast and choice else None
             pages[key] = render_template(
-                "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
+                "index.html", ballot=settings.ballot, choice=choice, hostname=hostname, notice=notice
             )
         return Response(pages[key], mimetype="text/html")
 
     @app.get("/")
     def show():
         choice = request.cookies.get(CHOICE_COOKIE)
-        return ballot(choice if choice in OPTIONS else None)
+        return ballot(choice if choice in settings.ballot else None)
 
     @app.post("/")
     def cast():
@@ -123,8 +124,8 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             return error_page(403, "Your vote was not counted: this vote came from another site, not from "
                                    "this ballot. If you meant to vote, go back to the ballot and choose there.")
         choice = request.form.get("vote")
-        if choice not in OPTIONS:
-            return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
+        if choice not in settings.ballot:
+            return error_page(400, "That is not a choice on this ballot: pick one of the buttons.")
         voter_id = g.voter_id
         try:
             cast_vote = Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3))
@@ -175,7 +176,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
         return Response(body, content_type=content_type)
 
     def error_page(status: int, message: str) -> Response:
-        page = render_template("error.html", status=status, message=message, options=settings.options)
+        page = render_template("error.html", status=status, message=message, ballot=settings.ballot)
         return Response(page, status=status, mimetype="text/html")
 
     @app.errorhandler(HTTPException)
@@ -198,6 +199,10 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
+
+    @app.before_request
+    def assign_voter_id():
+        """The voter's id from their cookie, or a new random one (the after_request hook sets the cookie)."""
         voter_id = request.cookies.get(VOTER_COOKIE, "")
         g.new_voter = not VOTER_ID.fullmatch(voter_id)
         g.voter_id = secrets.token_hex(16) if g.new_voter else voter_id

@@ -108,21 +108,6 @@ class PostgresSettings:
         )
 
 
-@dataclass(frozen=True)
-class Options:
-    """The labels of the two choices, `a` and `b`."""
-
-    a: str
-    b: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Options:
-        return cls(a=env_str(env, "OPTION_A", "Cats", max_length=64), b=env_str(env, "OPTION_B", "Dogs", max_length=64))
-
-    def label(self, option: str) -> str:
-        return {"a": self.a, "b": self.b}[option]
-
-
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

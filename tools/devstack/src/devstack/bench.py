@@ -30,7 +30,6 @@ import redis
 import websockets
 
 from voting_contract.schema import TALLIES_SQL, TALLY_CHANNEL, ensure_schema
-from voting_contract.settings import Options
 from voting_contract.wire import QUEUE
 from result.tallies import snapshot
 from worker.batch import plan_batch
@@ -38,7 +37,7 @@ from worker.store import UPSERT_SQL
 
 from . import stack
 from .load import queue_votes, wait_drained
-from .truth import compare
+from .truth import BALLOT, compare
 from .servers import PostgresServer, RedisServer
 
 MiB = 1024 * 1024
@@ -186,7 +185,7 @@ def raw_upsert_rate(pg: PostgresServer, messages: list[bytes]) -> float:
     best = 0.0
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         for size in (1000, 2000, 5000):
-            plans = [plan_batch(messages[i:i + size]) for i in range(0, len(messages), size)]
+            plans = [plan_batch(messages[i:i + size], BALLOT.ids) for i in range(0, len(messages), size)]
             ways = {
                 UPSERT_SQL: [(p.rows,) for p in plans],
                 UNNEST_UPSERT_SQL: [tuple(map(list, zip(*((v.voter_id, v.vote, v.seq) for v in p.votes))))
@@ -333,7 +332,6 @@ GROUP_BY = "SELECT vote, COUNT(id) FROM votes GROUP BY vote"
 
 def bench_tallies(pg: PostgresServer, sizes: Sizes) -> list[Figure]:
     figures = []
-    options = Options("Cats", "Dogs")
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         ensure_schema(conn)
         conn.execute("TRUNCATE votes")
@@ -347,10 +345,10 @@ def bench_tallies(pg: PostgresServer, sizes: Sizes) -> list[Figure]:
             conn.execute("VACUUM ANALYZE votes")
 
             def ours() -> dict:
-                return snapshot(dict(conn.execute(TALLIES_SQL).fetchall()), options, stale=False)
+                return snapshot(dict(conn.execute(TALLIES_SQL).fetchall()), BALLOT, stale=False)
 
             def naive() -> dict:
-                return snapshot(dict(conn.execute(GROUP_BY).fetchall()), options, stale=False)
+                return snapshot(dict(conn.execute(GROUP_BY).fetchall()), BALLOT, stale=False)
 
             assert ours() == naive(), "the kept tallies disagree with a full count"
             ours_ms = statistics.median(_timed(ours) for _ in range(21)) * 1000
