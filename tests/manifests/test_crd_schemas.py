@@ -114,6 +114,18 @@ EXAMPLES = [
             }},
         }}},
     },
+    # The one-file swaps of the platform's store that overlays/README.md shows; the ExternalSecrets stay.
+    *[{"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore", "metadata": {"name": "voting-app"},
+       "spec": {"provider": provider}} for provider in (
+        {"vault": {"server": "https://vault.example.com:8200", "path": "secret", "version": "v2",
+                   "auth": {"kubernetes": {"mountPath": "kubernetes", "role": "voting-app"}}}},
+        {"aws": {"service": "SecretsManager", "region": "eu-west-1"}},
+        {"gcpsm": {"projectID": "my-project"}},
+        {"kubernetes": {"remoteNamespace": "voting-app-secrets",
+                        "server": {"caProvider": {"type": "ConfigMap", "name": "kube-root-ca.crt", "key": "ca.crt",
+                                                  "namespace": "voting-app-secrets"}},
+                        "auth": {"serviceAccount": {"name": "voting-app-store", "namespace": "voting-app-secrets"}}}},
+    )],
     {
         "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
         "metadata": {"name": "voting-app", "namespace": "voting-app-prod"},
