@@ -65,13 +65,15 @@ def test_keepalives_are_read_from_the_servers():
 
 # --- the checks ----------------------------------------------------------------------------------
 
+def _targets(policy: dict, kind: str, names: set[str]) -> bool:
+    return any(r.get("kind") == kind and r.get("name") in names for r in policy["spec"].get("targetRefs") or [])
+
+
 def policies_for(objects, route: dict, kind: str) -> list[dict]:
     """The policies of a kind that apply to a route: those on the route first, then those on its Gateways."""
     gateways = {p["name"] for p in route["spec"].get("parentRefs") or []}
-    def targets(policy, k, names):
-        return any(r.get("kind") == k and r.get("name") in names for r in policy["spec"].get("targetRefs") or [])
-    own = [p for p in of_kind(objects, kind) if targets(p, "HTTPRoute", {route["metadata"]["name"]})]
-    return own + [p for p in of_kind(objects, kind) if targets(p, "Gateway", gateways)]
+    own = [p for p in of_kind(objects, kind) if _targets(p, "HTTPRoute", {route["metadata"]["name"]})]
+    return own + [p for p in of_kind(objects, kind) if _targets(p, "Gateway", gateways)]
 
 
 def _timeout(policy: dict, side: str, field: str) -> str | None:
@@ -131,11 +133,13 @@ def keepalive_problems(objects: list[dict]) -> list[str]:
 
 
 def websocket_problems(objects: list[dict]) -> list[str]:
-    """No request or idle timeout of the proxy ends a websocket to /ws before an hour of silence."""
+    """No request or idle timeout of the proxy ends a websocket to /ws before an hour of silence.
+
+    The upstream connection idle timeout does not apply: an open websocket is an active stream.
+    """
     problems = []
     for route in of_kind(objects, "HTTPRoute"):
-        ws = [r for r in route["spec"]["rules"]
-              if any((m.get("path") or {}).get("value") == "/ws" for m in r.get("matches") or [])]
+        ws = [r for r in route["spec"]["rules"] if _carries_ws(r)]
         if not ws:
             continue
         for rule in ws:
@@ -152,10 +156,13 @@ def websocket_problems(objects: list[dict]) -> list[str]:
         if idle is None or eg.seconds(idle) < WEBSOCKET_IDLE_AT_LEAST:
             problems.append(f"{mc.ref(route)}: stream idle timeout {idle or 'Envoy: 5m'} closes a quiet websocket"
                             f" before {WEBSOCKET_IDLE_AT_LEAST} s")
-    if not any(r.get("matches") and any(m.get("path", {}).get("value") == "/ws" for m in r["matches"])
-               for route in of_kind(objects, "HTTPRoute") for r in route["spec"]["rules"]):
+    if not any(_carries_ws(rule) for route in of_kind(objects, "HTTPRoute") for rule in route["spec"]["rules"]):
         problems.append("no HTTPRoute rule carries /ws")
     return problems
+
+
+def _carries_ws(rule: dict) -> bool:
+    return any((m.get("path") or {}).get("value") == "/ws" for m in rule.get("matches") or [])
 
 
 def all_problems(objects):
