@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
+import shutil
+import subprocess
 
 import pytest
 from hypercorn.config import Config
 
 import envoy_gateway_schema as eg
 import manifest_checks as mc
-from manifest_render import REPO, rendered_objects
+import yaml
+from argocd_model import shim_certificates
+from manifest_render import REPO, rendered_objects, venv_tool
 
 ISSUER = "cert-manager.io/cluster-issuer"
 # Viewers of a quiet poll get no message for a long time; the page reconnects when its socket closes.
@@ -295,3 +300,58 @@ def test_gateway_checks_catch(breakage, prod):
     change(prod)
     problems = all_problems(prod)
     assert any(expected in p for p in problems), problems
+
+
+# --- the hostnames: one patch for a real cluster ---------------------------------------------------
+
+def readme_hostname_patch() -> str:
+    """The patch overlays/README.md gives a real cluster, as written there."""
+    text = (REPO / "overlays" / "README.md").read_text()
+    found = re.search(r"`prod/patch-hostnames\.yaml`:\n\n```yaml\n(.*?)```", text, re.S)
+    assert found, "overlays/README.md no longer shows prod/patch-hostnames.yaml"
+    return found.group(1)
+
+
+def render_with(patch: str, tmp_path) -> list[dict]:
+    """overlays/prod rendered with a patch on Gateway/voting-app, as the README says to add it."""
+    for folder in ("base", "overlays"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    prod = tmp_path / "overlays" / "prod"
+    (prod / "patch-hostnames.yaml").write_text(patch)
+    spec = yaml.safe_load((prod / "kustomization.yaml").read_text())
+    spec["patches"].append({"path": "patch-hostnames.yaml", "target": {"kind": "Gateway", "name": "voting-app"}})
+    (prod / "kustomization.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = subprocess.run([venv_tool("kubectl"), "kustomize", str(prod)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return [o for o in yaml.safe_load_all(done.stdout) if o]
+
+
+def hostnames(objects) -> dict[str, set[str]]:
+    """Every hostname the Gateway, its routes and its certificates name, by where it is named."""
+    gateway = mc.find(objects, "Gateway", "voting-app")
+    return {
+        "listeners": {x["hostname"] for x in gateway["spec"]["listeners"] if x.get("hostname")},
+        "routes": {h for r in of_kind(objects, "HTTPRoute") for h in r["spec"].get("hostnames") or []},
+        "certificates": {h for c in shim_certificates(gateway) for h in c["spec"]["dnsNames"]},
+    }
+
+
+def test_prod_names_localhost_hosts_that_resolve_without_dns(prod):
+    assert hostnames(prod) == dict.fromkeys(("listeners", "routes", "certificates"),
+                                            {"vote.localhost", "result.localhost"})
+    for route in (mc.find(prod, "HTTPRoute", n) for n in ("vote", "result")):
+        listener = route["spec"]["parentRefs"][0]["sectionName"]
+        assert route["spec"]["hostnames"] == [f"{listener}.localhost"]
+
+
+def test_the_readme_patch_sets_every_hostname(tmp_path):
+    objects = render_with(readme_hostname_patch(), tmp_path)
+    assert hostnames(objects) == dict.fromkeys(("listeners", "routes", "certificates"),
+                                               {"vote.example.com", "result.example.com"})
+    assert all_problems(objects) == []
+
+
+def test_the_readme_patch_refuses_reordered_listeners(tmp_path):
+    patch = readme_hostname_patch().replace("value: vote\n", "value: result\n", 1)
+    with pytest.raises(AssertionError, match="test failed"):
+        render_with(patch, tmp_path)

@@ -171,7 +171,8 @@ def test_overlay_repeats_no_base_manifest(overlay):
             assert (doc["kind"], doc["metadata"]["name"]) not in base, f"{resource} repeats base {doc['kind']}"
     for patch in spec.get("patches", []):
         assert patch["path"].startswith("patch-"), f"patch {patch['path']} is not named patch-<what it changes>"
-    listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])), "kustomization.yaml"}
+    listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])),
+              *(r["path"] for r in spec.get("replacements", [])), "kustomization.yaml"}
     stray = {p.name for p in folder.glob("*.yaml")} - listed
     assert not stray, f"YAML files nobody renders: {stray}"
 
