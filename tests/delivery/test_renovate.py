@@ -67,7 +67,7 @@ def extracted(config: dict) -> list[tuple[str, str]]:
     return found
 
 
-def enabled(config: dict, manager: str, name: str) -> bool:
+def enabled(config: dict, manager: str, name: str, datasource: str = "docker") -> bool:
     """Whether Renovate would look the dependency up: ignoreDeps, then packageRules in order, last match wins."""
     if name in config.get("ignoreDeps", []):
         return False
@@ -75,7 +75,7 @@ def enabled(config: dict, manager: str, name: str) -> bool:
     for rule in config.get("packageRules", []):
         if "matchManagers" in rule and manager not in rule["matchManagers"]:
             continue
-        if "matchDatasources" in rule and "docker" not in rule["matchDatasources"]:
+        if "matchDatasources" in rule and datasource not in rule["matchDatasources"]:
             continue
         names = rule.get("matchPackageNames", []) + rule.get("matchDepNames", [])
         if names:
@@ -123,3 +123,63 @@ def test_patterns_read_as_renovate_reads_them():
     assert not pattern_matches("vote", "ghcr.io/a/vote") and pattern_matches("vote", "vote")
     assert pattern_matches("ghcr.io/**", "ghcr.io/a/vote") and not pattern_matches("/^VOTE$/", "vote")
     assert pattern_matches("/^VOTE$/i", "vote")
+
+
+# Renovate's argocd manager, read the way it reads files: a file its managerFilePatterns match and that
+# says `apiVersion: argoproj.io/`; each Application source with a chart is a dependency, looked up in the
+# helm datasource at its repoURL, or as an OCI artifact (docker datasource) when repoURL has no scheme.
+ARGOCD_FILE = re.compile(r"\s*apiVersion:\s*'?\"?argoproj.io/")
+
+
+def argocd_deps(config: dict) -> set[tuple[str, str, str]]:
+    """(datasource, dependency, current version) of every chart the argocd manager would propose bumps of."""
+    if "argocd" not in config["enabledManagers"]:
+        return set()
+    patterns = config.get("argocd", {}).get("managerFilePatterns", [])
+    deps = set()
+    for path in repository_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if path.suffix not in (".yaml", ".yml") or not any(pattern_matches(p, relative) for p in patterns):
+            continue
+        text = path.read_text()
+        if not ARGOCD_FILE.search(text):
+            continue
+        for doc in (d for d in yaml.safe_load_all(text) if d and d.get("kind") == "Application"):
+            source = doc["spec"].get("source") or {}
+            if not source.get("chart"):
+                continue
+            if "://" in source["repoURL"]:
+                dep = ("helm", source["chart"], str(source["targetRevision"]))
+            else:
+                dep = ("docker", f"{source['repoURL'].rstrip('/')}/{source['chart']}", str(source["targetRevision"]))
+            if enabled(config, "argocd", dep[1], datasource=dep[0]):
+                deps.add(dep)
+    return deps
+
+
+def chart_applications() -> set[tuple[str, str]]:
+    """(chart, version) of every chart Application under argocd/, found without Renovate's rules."""
+    found = set()
+    for path in (ROOT / "argocd").rglob("*.yaml"):
+        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "Application"):
+            if (doc["spec"].get("source") or {}).get("chart"):
+                found.add((doc["spec"]["source"]["chart"], str(doc["spec"]["source"]["targetRevision"])))
+    return found
+
+
+def test_renovate_proposes_every_platform_chart():
+    deps = argocd_deps(CONFIG)
+    assert {(name.rsplit("/", 1)[-1], version) for _, name, version in deps} == chart_applications()
+    assert {n for d, n, _ in deps if d == "docker"} == {"registry-1.docker.io/envoyproxy/gateway-helm"}
+    assert len(chart_applications()) >= 8
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["enabledManagers"].remove("argocd"),
+    lambda c: c["argocd"].update(managerFilePatterns=["/^argocd/platform/[^/]+\\.yaml$/"]),
+    lambda c: c["packageRules"].append({"matchDatasources": ["helm"], "enabled": False}),
+], ids=["manager-off", "pattern-misses-optional", "helm-off"])
+def test_a_config_that_misses_a_chart_is_caught(change):
+    config = copy.deepcopy(CONFIG)
+    change(config)
+    assert {(n.rsplit("/", 1)[-1], v) for _, n, v in argocd_deps(config)} != chart_applications()
