@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 from argocd_render import cluster_objects
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 ENVIRONMENTS = ("dev", "prod")
 
 IN_CLUSTER = "https://kubernetes.default.svc"

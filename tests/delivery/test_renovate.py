@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devstack.dockerfile import instructions
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 CONFIG = json.loads((ROOT / ".github" / "renovate.json").read_text())
 APP = re.compile(r"^(?:ghcr\.io/.+/)?(vote|worker|result)$")
 # config:recommended ignores these folders (its :ignoreModulesAndTests preset).
@@ -63,8 +64,28 @@ def extracted(config: dict) -> list[tuple[str, str]]:
             for entry in (yaml.safe_load(text) or {}).get("images") or []:
                 found.append(("kustomize", image_name(entry.get("newName") or entry["name"])))
         if "dockerfile" in managers and path.name == "Dockerfile":
-            found += [("dockerfile", image_name(ref)) for ref in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)]
+            found += [("dockerfile", image_name(ref)) for ref in dockerfile_images(text)]
     return found
+
+
+def dockerfile_images(text: str) -> list[str]:
+    """FROM images as Renovate's dockerfile manager reads them: ARG defaults expanded, earlier stages and
+    images still holding a variable (a build argument without a default) skipped."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    images = []
+    for word, rest in instructions(text):
+        if word == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            args[name.strip()] = value.strip().strip("\"'")
+        elif word == "FROM":
+            parts = rest.split()
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), parts[0])
+            if len(parts) >= 3 and parts[1].lower() == "as":
+                stages.add(parts[2])
+            if image not in stages and "$" not in image:
+                images.append(image)
+    return images
 
 
 def enabled(config: dict, manager: str, name: str, datasource: str = "docker") -> bool:
@@ -116,6 +137,13 @@ def test_a_rule_that_misses_the_bare_names_or_hides_everything_is_caught(rule):
     assert apps or skipped
     if rule["matchPackageNames"] != ["*"]:
         assert {("kubernetes", "vote"), ("kubernetes", "worker"), ("kubernetes", "result")} <= set(apps)
+
+
+def test_dockerfile_images_are_read_through_their_arguments():
+    """The base image is an ARG default; `FROM runtime` and `FROM ${SERVICE}` are stages, no image."""
+    text = (ROOT / "apps" / "Dockerfile").read_text()
+    assert {image_name(i) for i in dockerfile_images(text)} == {"python"}
+    assert dockerfile_images("ARG B=redis:8\nFROM ${B} AS r\nFROM r AS s\nARG X\nFROM ${X}\nFROM $B\n") == ["redis:8", "redis:8"]
 
 
 def test_patterns_read_as_renovate_reads_them():

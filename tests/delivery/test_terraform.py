@@ -15,7 +15,7 @@ import yaml
 from argocd_render import root_application
 from hcl2.api import SerializationOptions
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 TF = ROOT / "terraform"
 EXACT = re.compile(r"^\d+\.\d+\.\d+$")
 QUIET_TF = {"TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
