@@ -212,7 +212,7 @@ def _seconds(value: str) -> float:
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
         argv[1:1] = ["-s", str(script)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
