@@ -17,6 +17,7 @@ import numpy as np
 import redis
 
 from .. import stack
+from ..load import wait_drained
 from ..servers import PostgresServer, RedisServer
 from .figures import Figure, Sizes, percentile
 from .result import truncate
@@ -162,8 +163,14 @@ def bench_pipeline(r: RedisServer, pg: PostgresServer, sizes: Sizes, logs: Path,
     try:
         vote.wait_ready()
         result.wait_ready()
+        # vote's own ceiling in this stack, before and after the sweep: the mean of the two.
+        script = post_script(tmp)
+        before = vote_limit(vote, max(2.0, sizes.pipeline_seconds / 2), script)
+        wait_drained(redis.Redis.from_url(r.url), 120)
         steps = asyncio.run(_sweep(vote.port, result.port, sizes))
-        limit = vote_limit(vote, max(2.0, sizes.pipeline_seconds / 2), post_script(tmp))
+        wait_drained(redis.Redis.from_url(r.url), 120)
+        after = vote_limit(vote, max(2.0, sizes.pipeline_seconds / 2), script)
+        limit = {"rps": (before["rps"] + after["rps"]) / 2, "runs": [before, after]}
     finally:
         for service in (vote, worker, result):
             service.stop()
@@ -173,6 +180,6 @@ def bench_pipeline(r: RedisServer, pg: PostgresServer, sizes: Sizes, logs: Path,
         7, f"Pipeline capacity: p99 answer→viewer ≤ {P99_GOAL_MS} ms, vote keeping pace, {sizes.pipeline_viewers} viewers",
         capacity,
         "votes/s", limit["rps"], "vote's own POST / ceiling (wrk, 32 connections)",
-        detail={"steps": [{k: v for k, v in s.items() if k != "post_waits"} for s in steps]},
+        detail={"steps": [{k: v for k, v in s.items() if k != "post_waits"} for s in steps], "vote_limit_runs": limit["runs"]},
     )]
     return figures, {"steps": steps, "vote_limit": limit["rps"], "goal_ms": P99_GOAL_MS}
