@@ -39,8 +39,8 @@ up: python ## Run Redis, PostgreSQL, vote, worker and result locally
 test: install ## Every test that runs here: units, integration, browser, manifests, delivery
 	$(RUN) pytest
 
-unit: python ## Only the fast unit tests beside each service
-	$(RUN) pytest apps libs
+unit: python ## The unit tests beside each service that need no server (no Redis, no PostgreSQL)
+	$(RUN) pytest apps libs -m "not servers"
 
 validate: install ## Offline checks of the Kubernetes, Argo CD, Terraform and workflow files
 	$(RUN) pytest tests/manifests tests/delivery tests/observability -m "not services"

@@ -1,13 +1,15 @@
 locals {
   # The one place a fork edits: argocd/source.yaml. The root Application and, through
-  # Kustomize replacements, every child Application and the AppProject read it.
+  # Kustomize replacements, every child Application and AppProject read it; repo_url and
+  # target_revision override it for one cluster (the root patches the copy Argo CD renders).
   source = yamldecode(file("${path.module}/../argocd/source.yaml")).data
 
   root_application = {
     name           = "voting-app-root"
-    repoURL        = local.source.repoURL
-    targetRevision = local.source.targetRevision
+    repoURL        = coalesce(var.repo_url, local.source.repoURL)
+    targetRevision = coalesce(var.target_revision, local.source.targetRevision)
     path           = "argocd"
+    environment    = var.environment
   }
 }
 

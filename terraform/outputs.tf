@@ -15,5 +15,5 @@ output "argocd_admin_password_command" {
 
 output "root_application" {
   description = "The app-of-apps that Terraform applied once; Argo CD manages everything under argocd/ from here."
-  value       = "${local.root_application.repoURL} @ ${local.root_application.targetRevision}, path ${local.root_application.path}"
+  value       = "${local.root_application.repoURL} @ ${local.root_application.targetRevision}, path ${local.root_application.path} with clusters/${var.environment}"
 }

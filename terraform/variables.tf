@@ -26,3 +26,26 @@ variable "argocd_chart_version" {
     error_message = "argocd_chart_version must be an exact version such as 8.5.0, not a range."
   }
 }
+
+variable "environment" {
+  type        = string
+  description = "Which cluster this is: dev syncs argocd/clusters/dev (the dev Application only), prod syncs argocd/clusters/prod (the platform, then the prod Application)."
+  default     = "dev"
+
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod."
+  }
+}
+
+variable "repo_url" {
+  type        = string
+  description = "Git repository Argo CD syncs from; null reads repoURL from argocd/source.yaml (scripts/cluster.sh passes the in-cluster git server)."
+  default     = null
+}
+
+variable "target_revision" {
+  type        = string
+  description = "Branch, tag or commit Argo CD syncs; null reads targetRevision from argocd/source.yaml."
+  default     = null
+}

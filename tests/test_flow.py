@@ -4,12 +4,14 @@ import asyncio
 import json
 import re
 import signal
+import time
 
 import httpx
 import pytest
 import websockets
 
 from devstack import stack
+from voting_contract.wire import QUEUE
 
 
 @pytest.fixture
@@ -63,18 +65,39 @@ async def next_total_with(ws, predicate, timeout: float = 15.0) -> dict:
                 return snapshot
 
 
-def test_each_service_exposes_probes_and_metrics(app_stack):
+def eventually(read, wanted, timeout: float = 15.0):
+    """Poll `read()` until it returns `wanted`; its last value either way."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def test_each_service_exposes_probes_and_metrics(app_stack, redis_client):
+    """The probes answer, and each metric moves by what was done: one vote, one bad message, one viewer."""
     vote, worker, result = app_stack
-    httpx.post(vote.url + "/", data={"vote": "a"})
     for service in app_stack:
         assert httpx.get(service.url + "/healthz").status_code == 200
         assert httpx.get(service.url + "/readyz").status_code == 200
+    assert httpx.post(vote.url + "/", data={"vote": "a"}).status_code == 200
+    redis_client.rpush(QUEUE, b"not json")
     assert re.search(r'^vote_votes_cast_total\{option="a"\} 1\.0$', httpx.get(vote.url + "/metrics").text, re.M)
-    worker_metrics = httpx.get(worker.url + "/metrics").text
-    for name in ("worker_votes_processed_total", "worker_queue_depth", "worker_batch_size_bucket",
-                 "worker_vote_lag_seconds_bucket", "worker_votes_dead_lettered_total"):
-        assert name in worker_metrics, name
-    assert "result_websocket_viewers" in httpx.get(result.url + "/metrics").text
+    assert stack.metric(vote.url, "vote_votes_cast_total") == 1
+    assert eventually(lambda: stack.metric(worker.url, "worker_votes_processed_total"), 1) == 1
+    assert eventually(lambda: stack.metric(worker.url, "worker_votes_dead_lettered_total"), 1) == 1
+    assert stack.metric(worker.url, "worker_batch_size_count") >= 1
+    assert stack.metric(worker.url, "worker_vote_lag_seconds_count") >= 1
+    assert eventually(lambda: stack.metric(worker.url, "worker_queue_depth"), 0) == 0
+
+    async def one_viewer() -> tuple[float, float]:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as ws:
+            await next_total(ws, 1)
+            return (await asyncio.to_thread(eventually, lambda: stack.metric(result.url, "result_websocket_viewers"), 1),
+                    stack.metric(result.url, "result_db_queries_total"))
+
+    viewers, queries = asyncio.run(one_viewer())
+    assert viewers == 1 and queries >= 1
+    assert eventually(lambda: stack.metric(result.url, "result_websocket_viewers"), 0) == 0
 
 
 def test_vote_metrics_add_up_across_gunicorn_workers(redis_server, redis_client, launch):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 ENVIRONMENTS = ("dev", "prod")
 
 # The one renderer (the pinned kubectl in .venv, never one from PATH), beside tests/manifests.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
+from argocd_render import cluster_objects
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 ENVIRONMENTS = ("dev", "prod")
 
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -29,15 +29,25 @@ def source() -> dict:
 
 
 @pytest.fixture(scope="module")
-def project(argocd_objects) -> dict:
-    (proj,) = by_kind(argocd_objects, "AppProject")
-    return proj
+def clusters() -> dict[str, list[dict]]:
+    """What each environment's root Application applies."""
+    return {env: cluster_objects(env) for env in ENVIRONMENTS}
+
+
+def voting_app(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in by_kind(objects, kind) if o["metadata"]["name"].startswith("voting-app")]
 
 
 @pytest.fixture(scope="module")
-def applications(argocd_objects) -> dict[str, dict]:
-    apps = by_kind(argocd_objects, "Application")
-    return {app["spec"]["source"]["path"].rsplit("/", 1)[-1]: app for app in apps}
+def project(clusters) -> dict:
+    (dev,), (prod,) = (voting_app(clusters[env], "AppProject") for env in ENVIRONMENTS)
+    assert dev == prod
+    return dev
+
+
+@pytest.fixture(scope="module")
+def applications(clusters) -> dict[str, dict]:
+    return {env: app for env in ENVIRONMENTS for app in voting_app(clusters[env], "Application")}
 
 
 def test_the_repository_url_is_written_in_one_place(source):
@@ -51,8 +61,50 @@ def test_the_repository_url_is_written_in_one_place(source):
     assert holders == ["argocd/source.yaml"], f"repoURL is repeated in {holders}; read it from argocd/source.yaml"
 
 
-def test_one_application_per_environment(applications):
+def test_one_application_per_environment(applications, clusters):
     assert sorted(applications) == sorted(ENVIRONMENTS)
+    for env in ENVIRONMENTS:
+        assert [a["metadata"]["name"] for a in voting_app(clusters[env], "Application")] == [f"voting-app-{env}"]
+
+
+def test_dev_brings_no_platform_and_prod_brings_it(clusters):
+    def platform(objects: list[dict]) -> set[str]:
+        return {o["metadata"]["name"] for o in objects
+                if o["kind"] in ("Application", "AppProject") and not o["metadata"]["name"].startswith("voting-app")}
+    assert platform(clusters["dev"]) == set()
+    assert {"platform", "platform-config", "cert-manager", "envoy-gateway"} <= platform(clusters["prod"])
+
+
+def repository_problems(objects: list[dict], url: str, revision: str) -> list[str]:
+    """Every Application from this repository and every project follow url at revision."""
+    problems = []
+    for obj in objects:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "Application" and "chart" not in obj["spec"]["source"]:
+            got = (obj["spec"]["source"].get("repoURL"), obj["spec"]["source"].get("targetRevision"))
+            if got != (url, revision):
+                problems.append(f"{name} follows {got}")
+        if obj["kind"] == "AppProject" and obj["spec"]["sourceRepos"][0] != url:
+            problems.append(f"{name} admits {obj['spec']['sourceRepos'][0]}")
+    return problems
+
+
+IN_CLUSTER_GIT = "http://git.git.svc.cluster.local/voting-app.git"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_terraform_repo_url_reaches_every_child(env):
+    objects = cluster_objects(env, repo_url=IN_CLUSTER_GIT, target_revision="e2e")
+    assert repository_problems(objects, IN_CLUSTER_GIT, "e2e") == []
+    assert all(o["spec"]["source"]["repoURL"].startswith(("https://", "registry-1.docker.io/"))
+               for o in objects if o["kind"] == "Application" and "chart" in o["spec"]["source"])
+
+
+def test_repository_check_catches_a_child_left_on_the_committed_url(source):
+    objects = cluster_objects("prod")
+    assert repository_problems(objects, source["repoURL"], source["targetRevision"]) == []
+    problems = repository_problems(objects, IN_CLUSTER_GIT, "e2e")
+    assert any("Application/voting-app-prod" in p for p in problems) and any("AppProject/platform" in p for p in problems)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -63,6 +115,7 @@ def test_application_points_at_an_existing_overlay_in_the_project(env, applicati
     assert spec["source"]["repoURL"] == source["repoURL"]
     assert spec["source"]["targetRevision"] == source["targetRevision"]
     overlay = ROOT / spec["source"]["path"]
+    assert spec["source"]["path"] == f"overlays/{env}"
     assert (overlay / "kustomization.yaml").is_file(), f"{overlay} has no kustomization.yaml"
     assert spec["destination"] == {"server": IN_CLUSTER, "namespace": f"voting-app-{env}"}
     allowed = {(d["server"], d["namespace"]) for d in project["spec"]["destinations"]}

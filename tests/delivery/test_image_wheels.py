@@ -19,8 +19,9 @@ from packaging.markers import Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("vote", "worker", "result")
+from devstack.dockerfile import external_bases
+from devstack.repo import DOCKERFILE, ROOT, SERVICES
+
 ARCHES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # glibc of each python image variant this repository may use. The bare `slim` tag follows
 # Debian stable: trixie (glibc 2.41) since August 2025. It only ever moves to a newer glibc, so a
@@ -33,9 +34,9 @@ LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 BUILT_HERE = ("editable", "virtual", "directory")
 
 
-def base_image(dockerfile: str) -> tuple[str, tuple[int, int]]:
-    """(Python minor version, glibc version) of the final stage's `python:` base image."""
-    image = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)[-1]
+def base_image(dockerfile: str, service: str = "vote") -> tuple[str, tuple[int, int]]:
+    """(Python minor version, glibc version) of the final image's `python:` base image."""
+    image = external_bases(dockerfile, {"SERVICE": service})[-1]
     match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-([\w-]+)(?:@sha256:[0-9a-f]{64})?", image)
     assert match, f"{image} is not a python:<version>-<variant> image"
     python, variant = match.groups()
@@ -127,7 +128,7 @@ def lock() -> dict:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_package_the_image_installs_has_a_wheel_for_both_platforms(lock, service):
-    python, glibc = base_image((ROOT / "apps" / service / "Dockerfile").read_text())
+    python, glibc = base_image(DOCKERFILE.read_text(), service)
     assert missing_wheels(lock, service, python, glibc) == []
 
 
@@ -139,7 +140,7 @@ def test_the_closure_is_the_one_uv_exports(lock, service):
          "--no-annotate", "--no-emit-workspace"],
         cwd=ROOT, capture_output=True, text=True, check=True, env={"UV_OFFLINE": "1", "PATH": ""},
     ).stdout
-    python, _ = base_image((ROOT / "apps" / service / "Dockerfile").read_text())
+    python, _ = base_image(DOCKERFILE.read_text(), service)
     for arch in ARCHES.values():
         for patch in PATCH_LEVELS:
             env = environment(f"{python}.{patch}", arch)
@@ -212,6 +213,7 @@ def test_the_base_image_decides_python_and_libc():
     digest = "@sha256:" + "0" * 64
     assert base_image(f"FROM python:3.11-slim{digest} AS build\nFROM python:3.11-slim-bookworm{digest}\n") == ("3.11", (2, 36))
     assert base_image("FROM python:3.12.4-slim-trixie\n") == ("3.12", (2, 41))
+    assert base_image("ARG PY=python:3.11-slim-bookworm\nFROM ${PY} AS runtime\nFROM runtime AS vote\n") == ("3.11", (2, 36))
     for unknown in ("python:3.11-alpine", "debian:12-slim"):
         with pytest.raises(AssertionError):
             base_image(f"FROM {unknown}\n")

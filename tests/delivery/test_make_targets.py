@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 E2E = "tests/e2e/"
 
 # pyproject.toml's pytest settings before tests/e2e left `make test`.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT, SERVICES
 WORKFLOWS = ROOT / ".github" / "workflows"
-SERVICES = ("vote", "worker", "result")
 EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
 OPENS_PR = "peter-evans/create-pull-request@"
 
@@ -26,14 +28,14 @@ def workflows() -> dict[str, dict]:
     return {path.name: load(path.read_text()) for path in sorted(WORKFLOWS.glob("*.yml"))}
 
 
-def run_step(step: dict, context: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def run_step(step: dict, context: dict[str, str], tmp_path: Path, cwd: Path | None = None) -> dict[str, str]:
     """Run a step's `run:` as the runner would, its `env:` filled from `context`; return its $GITHUB_OUTPUT."""
     env = {key: EXPRESSION.sub(lambda m: context[m.group(1)], str(value)) for key, value in step.get("env", {}).items()}
     output = tmp_path / "github_output"
     output.write_text("")
     subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-        env={**env, "GITHUB_OUTPUT": str(output), "PATH": os.environ["PATH"]}, check=True, timeout=30,
+        env={**env, "GITHUB_OUTPUT": str(output), "PATH": os.environ["PATH"]}, check=True, timeout=30, cwd=cwd,
     )
     return dict(line.split("=", 1) for line in output.read_text().splitlines())
 
@@ -142,3 +144,43 @@ jobs:
         "release.yml/pin-dev: without `fail-fast: false` one failed leg cancels the others",
         "release.yml/pin-dev: opens its pull request only after every leg of `build`",
     ]
+
+
+def picked(changed: list[str], tmp_path: Path, step: dict | None = None) -> list[str]:
+    """The images release.yml rebuilds after a push that changed these files (a real git history)."""
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README").write_text("0")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "before"], check=True)
+    before = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    for name in changed:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text("1")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "after"], check=True)
+    step = step or next(s for s in workflows()["release.yml"]["jobs"]["changes"]["steps"] if s.get("id") == "pick")
+    out = run_step(step, {"github.event.before": before, "github.event_name": "push"}, tmp_path, cwd=repo)
+    return json.loads(out["services"])
+
+
+def needs_jq() -> None:
+    """The pick step lists single services with jq, as GitHub's runners have it."""
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed (apt-get install jq); the step's jq pipeline cannot run")
+
+
+def test_a_change_to_the_shared_dockerfile_rebuilds_every_image(tmp_path):
+    assert picked(["apps/Dockerfile"], tmp_path) == list(SERVICES)
+    needs_jq()
+    assert picked(["apps/worker/src/worker/batch.py"], tmp_path / "2") == ["worker"]
+
+
+def test_a_pick_that_misses_the_shared_dockerfile_is_caught(tmp_path):
+    """The pick step's form when each service had its own Dockerfile under apps/<service>/."""
+    needs_jq()
+    step = next(s for s in workflows()["release.yml"]["jobs"]["changes"]["steps"] if s.get("id") == "pick")
+    old = {**step, "run": step["run"].replace("|apps/Dockerfile)", ")")}
+    assert old["run"] != step["run"]
+    assert picked(["apps/Dockerfile"], tmp_path, old) == []

@@ -8,11 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.repo import ROOT
 CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
 
 

@@ -14,7 +14,7 @@ import threading
 import pytest
 import redis
 
-from voting_contract.wire import Vote, enqueue_script
+from devstack.load import push_votes
 from worker.queue import PROCESSING_PREFIX
 from worker.service import Worker
 from worker.settings import Settings
@@ -81,10 +81,7 @@ def proxy(redis_server):
 
 
 def test_a_lost_reply_to_take_loses_no_vote(redis_server, postgres_server, redis_client, pg_conn, proxy):
-    push = enqueue_script(redis_client)
-    truth = {f"v{i}": "ab"[i % 2] for i in range(10)}
-    for voter, choice in truth.items():
-        push(Vote(voter, choice))
+    truth = push_votes(redis_client, [(f"v{i}", "ab"[i % 2]) for i in range(10)])
     settings = Settings.from_env({
         "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(proxy.port), **postgres_server.env,
         "WORKER_ID": "lost-reply", "WORKER_BATCH_SIZE": "5", "WORKER_HEARTBEAT_SECONDS": "5",

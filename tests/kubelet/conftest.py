@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "manifests")]
 
 from devstack.servers import PgCredentials, PostgresServer, RedisServer  # noqa: E402
-from kubelet_cluster import SERVICES, Cluster, install  # noqa: E402
+from devstack.repo import SERVICES  # noqa: E402
+from kubelet_cluster import Cluster, install  # noqa: E402
 from kubelet_env import command_line, container_env, of_kind, with_cluster_ips, workload  # noqa: E402
 from manifest_render import REPO, rendered_objects  # noqa: E402
 

@@ -11,26 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.dockerfile import Image, read_image
+from devstack.repo import DOCKERFILE
 from kubelet_env import (
     command_line, container_env, drain_budget, empty_dir_mounts, http_probes, of_kind, point_at_test_servers,
     run_as, with_cluster_ips, workload,
 )
-from kubelet_image import Image, read_image, stages
 from kubelet_pod import Pod, PodFailed
 
-SERVICES = ("vote", "worker", "result")
 READY_TIMEOUT = 30.0
 
 
-def install_key(repo: Path, dockerfile: str) -> str:
+def install_key(repo: Path, dockerfile: str, image: Image) -> str:
     """A hash of uv.lock, the Dockerfile and every file its build stage copies in."""
     digest = hashlib.sha256()
     digest.update(dockerfile.encode())
-    paths = [repo / "uv.lock"]
-    for word, args in stages(dockerfile)[-2]:
-        if word == "COPY" and not args.startswith("--from"):
-            *sources, _ = args.split()
-            paths += [repo / source for source in sources]
+    paths = [repo / "uv.lock"] + [repo / source for source in image.copies]
     for path in paths:
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
             if path.is_dir() else [path]
@@ -41,9 +37,9 @@ def install_key(repo: Path, dockerfile: str) -> str:
 
 def install(repo: Path, cache: Path, service: str) -> tuple[Image, Path]:
     """The image's `uv sync` into a virtualenv of the service's own, reused while its inputs are unchanged."""
-    text = (repo / "apps" / service / "Dockerfile").read_text()
-    image = read_image(text)
-    home = cache / f"{service}-{install_key(repo, text)}"
+    text = DOCKERFILE.read_text()
+    image = read_image(text, {"SERVICE": service})
+    home = cache / f"{service}-{install_key(repo, text, image)}"
     venv = home / image.venv.lstrip("/")
     if not (home / ".complete").exists():
         for stale in cache.glob(f"{service}-*"):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 
 import pytest
+from devstack.dockerfile import exec_form, external_bases, read_image
+from devstack.repo import DOCKERFILE
 
 from kubelet_env import (
     command_line, container_env, drain_budget, empty_dir_mounts, expand, http_probes, point_at_test_servers,
     service_link_env, with_cluster_ips,
 )
-from kubelet_image import exec_form, read_image
 from kubelet_sandbox import mounts, write_failures
-from manifest_render import REPO
 
 SERVICES = with_cluster_ips([
     {"kind": "Service", "metadata": {"name": "redis"}, "spec": {"ports": [{"name": "redis", "port": 6379}]}},
@@ -131,7 +131,7 @@ def test_write_failures_name_the_lines():
 
 @pytest.mark.parametrize("service", ["vote", "worker", "result"])
 def test_each_dockerfile_reads_as_a_uv_install_a_user_and_a_command(service):
-    image = read_image((REPO / "apps" / service / "Dockerfile").read_text())
+    image = read_image(DOCKERFILE.read_text(), {"SERVICE": service})
     assert image.install[:2] == ["uv", "sync"] and image.install[-2:] == ["--package", service]
     assert image.cmd and image.user[0] != 0 and image.home
     assert image.env["PATH"].startswith(image.venv.rstrip("/") + "/bin:")
@@ -143,7 +143,7 @@ def test_dockerfile_reading_forms():
     assert exec_form("a $B") == ["/bin/sh", "-c", "a $B"]
     text = (
         "FROM x AS build\nENV UV_PROJECT_ENVIRONMENT=/app/.venv\nRUN uv sync --frozen\n"
-        "FROM x\nRUN useradd --uid 1 --home-dir /home/app app\nENV PATH=\"/app/.venv/bin:${PATH}\" \\\n    A=1\n"
+        "FROM x\nCOPY --from=build /app/.venv /app/.venv\nRUN useradd --uid 1 --home-dir /home/app app\nENV PATH=\"/app/.venv/bin:${PATH}\" \\\n    A=1\n"
         "ENV LEGACY some value\nUSER 1:2\nENTRYPOINT [\"tini\"]\nCMD [\"serve\"]\n"
     )
     image = read_image(text)
@@ -152,3 +152,26 @@ def test_dockerfile_reading_forms():
     assert image.env["PATH"].startswith("/app/.venv/bin:/usr/local/sbin:") and image.env["LEGACY"] == "some value"
     with pytest.raises(ValueError, match="numeric"):
         read_image(text.replace("USER 1:2", "USER app"))
+    with pytest.raises(ValueError, match="build stages, not one"):
+        read_image(text.replace("COPY --from=build", "COPY"))
+
+
+def test_build_arguments_pick_the_package_the_stage_and_the_base():
+    """Global ARGs reach FROM only; a stage sees an ARG it declares; FROM may name an earlier stage."""
+    text = (
+        "ARG BASE=python:3.11-slim\nARG APP\n"
+        "FROM ${BASE} AS build\nARG APP\nENV UV_PROJECT_ENVIRONMENT=/v\nCOPY apps/${APP}/src src\n"
+        "RUN uv sync --package \"${APP}\"\n"
+        "FROM ${BASE} AS runtime\nCOPY --from=build /v /v\nUSER 1:1\nENV PATH=/v/bin:${PATH}\n"
+        "FROM runtime AS one\nEXPOSE 1\nCMD [\"one\"]\n"
+        "FROM runtime AS two\nEXPOSE 2/tcp\nCMD [\"two\"]\n"
+        "FROM ${APP}\n"
+    )
+    one, two = read_image(text, {"APP": "one"}), read_image(text, {"APP": "two"})
+    assert (one.cmd, one.exposed, one.install[-1], one.copies) == (["one"], {1}, "one", ["apps/one/src"])
+    assert (two.cmd, two.exposed, two.install[-1]) == (["two"], {2}, "two")
+    assert one.env["PATH"].startswith("/v/bin:/usr/local/sbin:") and one.build_env == {"UV_PROJECT_ENVIRONMENT": "/v"}
+    assert external_bases(text, {"APP": "one"}) == ["python:3.11-slim", "python:3.11-slim"]
+    assert external_bases(text, {"APP": "one", "BASE": "python:3.12"}) == ["python:3.12", "python:3.12"]
+    with pytest.raises(ValueError, match="blank"):
+        read_image(text)

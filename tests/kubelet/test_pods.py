@@ -11,7 +11,8 @@ import redis
 
 from voting_contract.schema import ensure_schema
 
-from kubelet_cluster import SERVICES, lifecycle, start, stop
+from devstack.repo import SERVICES
+from kubelet_cluster import lifecycle, start, stop
 from kubelet_env import container_port
 
 

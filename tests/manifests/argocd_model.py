@@ -399,10 +399,14 @@ class SyncResult:
         return "\n".join(lines + self.problems + self.warnings)
 
 
-def simulate(objects: list[dict], *, load_balancer: bool = False, argocd: tuple[int, int] = ARGOCD) -> SyncResult:
-    """Walk one sync of these rendered objects on a cold cluster, as Argo CD would."""
+def simulate(objects: list[dict], *, load_balancer: bool = False, argocd: tuple[int, int] = ARGOCD,
+             cluster_type=Cluster) -> SyncResult:
+    """Walk one sync of these rendered objects on a cold cluster, as Argo CD would.
+
+    `cluster_type` is called as Cluster is, with (tasks, load_balancer, argocd): argocd_tree passes one
+    that knows which CRDs the platform has installed and judges child Applications."""
     tasks = sync_tasks(objects)
-    cluster = Cluster(tasks, load_balancer, argocd)
+    cluster = cluster_type(tasks, load_balancer, argocd)
     steps = sorted({t.step for t in tasks})
     multi_step = len(steps) > 1
     waves, problems, finished = [], [], True

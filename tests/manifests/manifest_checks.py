@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
-BATCH_KINDS = {"Job", "CronJob"}
 DIGEST_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 OUR_SERVICES = ("vote", "worker", "result")
@@ -44,15 +43,18 @@ def ref(obj: dict) -> str:
 
 
 def pod_template(obj: dict) -> dict | None:
-    """The pod template of a workload, job or cronjob; None for other kinds."""
-    if obj["kind"] in WORKLOAD_KINDS or obj["kind"] == "Job":
+    """The pod template of a workload, job or cronjob, a bare Pod itself; None for other kinds."""
+    if obj["kind"] in WORKLOAD_KINDS or obj["kind"] in ("Job", "ReplicaSet"):
         return obj["spec"]["template"]
     if obj["kind"] == "CronJob":
         return obj["spec"]["jobTemplate"]["spec"]["template"]
+    if obj["kind"] == "Pod":
+        return obj
     return None
 
 
 def pod_specs(objects: list[dict]) -> Iterator[tuple[dict, dict]]:
+    """(object, pod template) for every object that runs pods."""
     for obj in objects:
         template = pod_template(obj)
         if template is not None:
@@ -500,17 +502,3 @@ def sync_wave_problems(objects: list[dict]) -> list[str]:
         if leaked:
             problems.append(f"{ref(obj)}: pod template carries {', '.join(leaked)}")
     return problems
-
-
-def all_problems(objects: list[dict], namespace: str, *, allow_dev_only: bool) -> list[str]:
-    return (
-        image_problems(objects)
-        + pod_problems(objects)
-        + pvc_problems(objects)
-        + secret_problems(objects, allow_dev_only=allow_dev_only)
-        + label_problems(objects, namespace)
-        + selector_problems(objects)
-        + service_port_problems(objects)
-        + ingress_problems(objects)
-        + sync_wave_problems(objects)
-    )

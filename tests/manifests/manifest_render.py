@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from devstack.repo import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = ROOT  # the name the manifest tests use
 OVERLAYS = ("dev", "prod")
 NAMESPACES = {"dev": "voting-app-dev", "prod": "voting-app-prod"}
 # API groups the Kubernetes API server serves itself; test_schema.py checks their objects,
@@ -31,8 +32,6 @@ def is_custom(obj: dict) -> bool:
     return obj["apiVersion"].rpartition("/")[0] not in BUILTIN_GROUPS
 
 
-
-
 def venv_tool(name: str) -> str:
     """A tool installed into this virtualenv (never a same-named program elsewhere on PATH)."""
     for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
@@ -42,16 +41,19 @@ def venv_tool(name: str) -> str:
     pytest.fail(f"{name} is not installed in this virtualenv: run `uv sync --frozen --all-groups`")
 
 
+def kustomize(folder: Path) -> str:
+    """`kubectl kustomize` of any folder with the pinned kubectl, as YAML text; a failure fails the test."""
+    done = subprocess.run([venv_tool("kubectl"), "kustomize", str(folder)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        pytest.fail(f"kubectl kustomize {folder} failed:\n{done.stderr}")
+    return done.stdout
+
+
 @functools.cache
 def render(target: str) -> str:
-    """`kubectl kustomize` of base or an overlay, as YAML text."""
-    done = subprocess.run(
-        [venv_tool("kubectl"), "kustomize", str(REPO / target)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"kubectl kustomize {target} failed:\n{done.stderr}")
-    return done.stdout
+    """`kubectl kustomize` of base or an overlay (a folder under the repository), as YAML text."""
+    return kustomize(REPO / target)
 
 
 @functools.cache

@@ -6,22 +6,21 @@ import copy
 import functools
 import json
 import operator
-import re
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
-import hcl2
 import pytest
 import yaml
-from hcl2.api import SerializationOptions
 
+from argocd_render import ENVIRONMENTS, cluster_objects, root_application
 from manifest_render import REPO, is_custom, rendered_objects
 
 TOOL = REPO / "tools" / "crd-schemas"
-ROOT_APP = REPO / "terraform" / "charts" / "root-app"
-TARGETS = ("base", "overlays/dev", "overlays/prod", "argocd")
+TARGETS = ("base", "overlays/dev", "overlays/prod", "argocd/platform/config")
+TRACING = REPO / "argocd" / "platform" / "optional" / "tracing.yaml"
+# Envoy Gateway's own kinds have no @kubernetes-models package; tests/delivery/test_platform.py checks EnvoyProxy.
+NO_SCHEMA_PACKAGE = {"EnvoyProxy"}
 def schema_problems(objects: list[dict], tool: Path = TOOL) -> list[list[str]]:
     """The problems of each object by its upstream schema, from one run of tools/crd-schemas."""
     node = shutil.which("node")
@@ -39,57 +38,14 @@ def schema_problems(objects: list[dict], tool: Path = TOOL) -> list[list[str]]:
     return json.loads(done.stdout)
 
 
-def fill_template(text: str, values: dict, namespace: str) -> str:
-    """A Helm template filled in; only value look-ups, `required` and `quote` are understood."""
-    def look_up(ref: str):
-        if ref == ".Release.Namespace":
-            return namespace
-        if ref.startswith(".Values.") and ref[len(".Values."):] in values:
-            return values[ref[len(".Values."):]]
-        pytest.fail(f"root-app template: cannot fill {ref}")
-
-    def action(match: re.Match) -> str:
-        first, *pipes = [part.strip() for part in match.group(1).split("|")]
-        words = shlex.split(first)
-        if words[0] == "required" and len(words) == 3:
-            value = look_up(words[2])
-            if value in ("", None):
-                pytest.fail(f"root-app template: {words[1]}")
-        elif len(words) == 1:
-            value = look_up(words[0])
-        else:
-            pytest.fail(f"root-app template: cannot fill {{{{ {match.group(1)} }}}}")
-        for pipe in pipes:
-            if pipe != "quote":
-                pytest.fail(f"root-app template: unknown function {pipe!r}")
-            value = json.dumps(str(value))
-        return str(value)
-
-    return re.sub(r"{{\s*(.*?)\s*}}", action, text)
-
-
-def root_application() -> dict:
-    """The Application Terraform installs through the root-app chart, with the values main.tf gives it."""
-    options = SerializationOptions(strip_string_quotes=True)
-    with (REPO / "terraform" / "main.tf").open() as handle:
-        main = hcl2.load(handle, serialization_options=options)
-    with (REPO / "terraform" / "variables.tf").open() as handle:
-        blocks = hcl2.load(handle, serialization_options=options)["variable"]
-    namespace = next(block["argocd_namespace"]["default"] for block in blocks if "argocd_namespace" in block)
-    source = yaml.safe_load((REPO / "argocd" / "source.yaml").read_text())["data"]
-    given = next(block["root_application"] for block in main["locals"] if "root_application" in block)
-    values = yaml.safe_load((ROOT_APP / "values.yaml").read_text())
-    for key, value in given.items():
-        local = re.fullmatch(r"\$\{local\.source\.(\w+)\}", value)
-        values[key] = source[local.group(1)] if local else value
-    text = (ROOT_APP / "templates" / "application.yaml").read_text()
-    return yaml.safe_load(fill_template(text, values, namespace))
-
-
 def custom_resources() -> list[dict]:
-    """Every custom resource of base, both overlays, argocd/ and the root Application."""
-    objects = [obj for target in TARGETS for obj in rendered_objects(target)] + [root_application()]
-    return [obj for obj in objects if is_custom(obj)]
+    """Every custom resource of base, both overlays, each cluster's root Application and what it applies,
+    platform-config and the opt-in tracing; kinds no schema package models are checked in tests/delivery."""
+    objects = [obj for target in TARGETS for obj in rendered_objects(target)]
+    for env in ENVIRONMENTS:
+        objects += [root_application(environment=env), *cluster_objects(env)]
+    objects += [doc for doc in yaml.safe_load_all(TRACING.read_text()) if doc]
+    return [obj for obj in objects if is_custom(obj) and obj["kind"] not in NO_SCHEMA_PACKAGE]
 
 
 # Kinds the overlays will hold, written here so that their schemas are proven before they arrive.
@@ -165,6 +121,8 @@ BREAKAGES = [
     ("Certificate", "spec.dnsName", "vote.example.com", "/spec/dnsName: field not declared"),
     ("ClusterIssuer", "spec.acme.privateKeySecretRef", DROP, "/acme: must have required property privateKeySecretRef"),
     ("ClusterIssuer", "spec.acme.solvers.0.http01.ingress.ingressClass", "nginx", "/ingressClass: field not declared"),
+    ("GatewayClass", "spec.controllerName", DROP, "/spec: must have required property controllerName"),
+    ("ClusterSecretStore", "spec.provider.vault", {"kubernetes": {"remoteNamespaces": "x"}}, "field not declared"),
 ]
 BREAKAGE_IDS = [f"{kind}:{field}" for kind, field, _, _ in BREAKAGES]
 
@@ -208,7 +166,10 @@ def test_every_custom_resource_matches_its_schema(checked):
 def test_the_check_sees_our_custom_kinds(checked):
     kinds = {o["kind"] for o in checked["ours"]}
     assert {"Application", "AppProject", "ScaledObject", "TriggerAuthentication", "ExternalSecret"} <= kinds
-    assert any(o["metadata"]["name"] == "voting-app-root" for o in checked["ours"]), "the root Application is missing"
+    assert {"GatewayClass", "ClusterIssuer", "Certificate", "ClusterSecretStore"} <= kinds, "platform-config is missing"
+    names = {(o["kind"], o["metadata"]["name"]) for o in checked["ours"]}
+    assert ("Application", "voting-app-root") in names, "the root Application is missing"
+    assert {("Application", n) for n in ("cert-manager", "kube-prometheus-stack", "otel-collector")} <= names
 
 
 def test_examples_match_their_schemas(checked):

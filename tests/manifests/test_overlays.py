@@ -39,10 +39,6 @@ def test_dev_runs_one_replica_of_everything(dev_objects):
     assert replicas == {"vote": 1, "result": 1, "worker": 1, "redis": 1, "db": 1}
 
 
-def test_dev_db_volume_is_500mi(dev_objects):
-    assert db_storage(dev_objects) == 500
-
-
 def test_dev_redis_is_ephemeral(dev_objects):
     args = redis_args(dev_objects)
     assert args[args.index("--appendonly") + 1] == "no"
@@ -63,12 +59,15 @@ def test_dev_has_no_prod_only_objects(dev_objects):
 # --- prod ----------------------------------------------------------------------------------------
 
 def test_prod_replicas_pdbs_and_hpas(prod_objects):
-    for name, replicas in (("vote", 3), ("result", 2)):
+    """A node drain or a rollout always leaves a frontend pod serving, and the autoscaler starts from the replicas."""
+    for name in ("vote", "result"):
         deploy = workload(prod_objects, name)
-        assert deploy["spec"]["replicas"] == replicas
+        replicas = deploy["spec"]["replicas"]
         assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         pdb = mc.find(prod_objects, "PodDisruptionBudget", name)
         assert pdb is not None, f"no PodDisruptionBudget for {name}"
+        budget = int(pdb["spec"].get("maxUnavailable", 0))
+        assert 1 <= budget < replicas, f"{name}: {replicas} replicas, {pdb['spec']}: a drain never proceeds or empties it"
         assert mc.labels_match(pdb["spec"]["selector"], deploy["spec"]["template"]["metadata"]["labels"])
         hpa = mc.find(prod_objects, "HorizontalPodAutoscaler", name)
         assert hpa is not None, f"no HPA for {name}"

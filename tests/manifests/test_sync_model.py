@@ -9,7 +9,7 @@ import pytest
 from argocd_model import ARGOCD, ARGOCD_CHART, HOOK, WAVE, pod_needs, pod_spec, simulate
 from manifest_render import REPO, rendered_objects
 
-TARGETS = ("overlays/dev", "overlays/prod", "argocd")
+TARGETS = ("overlays/dev", "overlays/prod")
 ADDRESS_KINDS = ("Ingress/", "Service/", "Gateway/")
 
 

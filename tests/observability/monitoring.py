@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manifest_render import REPO, venv_tool
+from manifest_render import REPO, kustomize
 
 COMPONENT = REPO / "base" / "components" / "monitoring"
 DASHBOARD = COMPONENT / "dashboards" / "voting-app.json"
@@ -38,11 +38,7 @@ def render_component(folder: Path) -> list[dict]:
         "namespace": "voting-app-prod",
         "components": [os.path.relpath(COMPONENT, folder)],
     }))
-    done = subprocess.run([venv_tool("kubectl"), "kustomize", str(folder)],
-                          capture_output=True, text=True, check=False, timeout=60)
-    if done.returncode != 0:
-        pytest.fail(f"kubectl kustomize of the monitoring component failed:\n{done.stderr}")
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(kustomize(folder)) if doc]
 
 
 @functools.cache

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from manifest_checks import pod_specs
 
+# The name the drills import (devstack.drills.security); the one walk is manifest_checks.pod_specs.
+pod_templates = pod_specs
 
 # Who may be reached from outside the namespace, and on which named or numbered port.
 PUBLIC = {("vote", "http"), ("result", "http")}
 FROM_OUTSIDE = PUBLIC | {("worker", "metrics"), ("redis", 6379)}
 NAME = "app.kubernetes.io/name"
-
-
-def pod_templates(objects: list[dict]) -> Iterator[tuple[dict, dict]]:
-    for obj in objects:
-        kind = obj["kind"]
-        if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"):
-            yield obj, obj["spec"]["template"]
-        elif kind == "CronJob":
-            yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]
-        elif kind == "Pod":
-            yield obj, obj
 
 
 def _selects(selector: dict, labels: dict) -> bool:
@@ -43,7 +34,7 @@ def exposure_problems(objects: list[dict]) -> list[str]:
         for backend in backends:
             if backend not in {n for n, _ in PUBLIC}:
                 problems.append(f"Ingress/{ing['metadata']['name']} routes to {backend}")
-    pods = {t.get("metadata", {}).get("labels", {}).get(NAME): t for _, t in pod_templates(objects)}
+    pods = {t.get("metadata", {}).get("labels", {}).get(NAME): t for _, t in pod_specs(objects)}
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     deny = [p for p in policies if p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
             and not p["spec"].get("ingress")]
@@ -69,7 +60,7 @@ def exposure_problems(objects: list[dict]) -> list[str]:
                         if names != {"keda"} or any("podSelector" not in p and "namespaceSelector" not in p
                                                     for p in peers or [{}]):
                             problems.append(f"NetworkPolicy/{policy['metadata']['name']}: redis open beyond KEDA")
-    for obj, template in pod_templates(objects):
+    for obj, template in pod_specs(objects):
         spec = template["spec"]
         pod_sc = spec.get("securityContext") or {}
         for c in spec.get("initContainers", []) + spec.get("containers", []):

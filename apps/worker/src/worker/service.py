@@ -37,9 +37,6 @@ class Backoff:
         self.next = min(self.cap, self.next * 2)
         return current * random.uniform(0.5, 1.0)
 
-    def reset(self) -> None:
-        self.next = self.first
-
 
 class Worker:
     def __init__(self, settings: Settings) -> None:

@@ -10,6 +10,7 @@ import collections
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import httpx
@@ -18,23 +19,33 @@ import redis
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 
 
+def push_votes(client: redis.Redis, votes: Iterable[tuple[str, str]], chunk: int | None = 2000) -> dict[str, str]:
+    """Push (voter, choice) pairs as the vote service pushes them (its numbering script), pipelined
+    `chunk` at a time (None: one pipeline); returns each voter's last choice. A vote counts as
+    acknowledged once Redis answered its pipeline, as the vote service answers 2xx only then."""
+    push = enqueue_script(client)
+    truth: dict[str, str] = {}
+    votes = list(votes)
+    size = chunk or max(1, len(votes))
+    for start in range(0, len(votes), size):
+        part = votes[start:start + size]
+        with client.pipeline(transaction=False) as pipe:
+            for voter, choice in part:
+                push(Vote(voter, choice, ts=time.time()), client=pipe)
+            pipe.execute()
+        truth.update(part)
+    return truth
+
+
 def queue_votes(client: redis.Redis, voters: int, votes: int, rng: random.Random, prefix: str = "v",
                 chunk: int = 2000) -> dict[str, str]:
     """Push `votes` votes from `voters` voters into Redis, as the vote service numbers them.
 
     Every voter votes once, the rest are changes of mind; returns each voter's last choice.
     """
-    push = enqueue_script(client)
-    truth: dict[str, str] = {}
-    for start in range(0, votes, chunk):
-        with client.pipeline(transaction=False) as pipe:
-            for i in range(start, min(votes, start + chunk)):
-                voter = f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}"
-                choice = rng.choice("ab")
-                push(Vote(voter, choice, ts=time.time()), client=pipe)
-                truth[voter] = choice
-            pipe.execute()
-    return truth
+    pairs = [(f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}", rng.choice("ab"))
+             for i in range(votes)]
+    return push_votes(client, pairs, chunk)
 
 
 def wait_drained(client: redis.Redis, timeout: float = 60.0) -> None:

@@ -15,6 +15,20 @@ from voting_contract.schema import ensure_schema
 from . import stack
 from .servers import PostgresServer, RedisServer
 
+# A test that asks for any of these runs a real Redis or PostgreSQL (or a service that needs one).
+SERVER_FIXTURES = {"redis_server", "postgres_server", "redis_client", "pg_conn", "own_redis", "own_postgres", "launch"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "servers: uses a real Redis or PostgreSQL (set by the fixtures it asks for)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `servers` every test whose fixtures start a server, so `-m "not servers"` needs none."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
 
 @pytest.fixture(scope="session")
 def servers_root() -> Iterator[Path]:

@@ -10,7 +10,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -112,10 +111,6 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
         self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def __enter__(self) -> RedisServer:
         return self.start()
@@ -264,21 +259,6 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         if (self.pgdata / "postmaster.pid").exists():
             self._run(self.bin_dir / "pg_ctl", "stop", "-w", "-m", mode, "-D", self.pgdata, check=False)
-
-    def kill(self) -> None:
-        """SIGKILL the postmaster, as a crashed node would."""
-        pidfile = self.pgdata / "postmaster.pid"
-        if pidfile.exists():
-            pid = int(pidfile.read_text().split()[0])
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
 
     def __enter__(self) -> PostgresServer:
         return self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,3 +120,11 @@ def result(pg_env: Mapping[str, str], *, port: int = 0, extra: Mapping[str, str]
 
 def redis_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
     return {"REDIS_HOST": host, "REDIS_PORT": str(port)}
+
+
+def metric(url: str, name: str) -> float:
+    """The sum of every sample of `name` (all label sets) on the service's /metrics page at `url`."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as page:
+        text = page.read().decode()
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))

@@ -117,7 +117,15 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
     client = redis.Redis.from_url(rs.url)
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra={**WORKER_FAST, "WORKER_BATCH_SIZE": "2000"}))
     truth, _ = surge(client, backlog, "r", rng)
+    deadline = time.monotonic() + 60
     while not (held := in_hand(client)):
+        if client.llen(QUEUE) == 0:
+            # The worker drained the surge while it was being pushed, before a batch was seen in
+            # its hands: push another (new voters), or SIGTERM would find nothing to finish.
+            more, _ = surge(client, backlog, f"r{len(truth)}-", rng)
+            truth.update(more)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker was never seen holding a batch")
         time.sleep(0.002)
     sigterm_at = time.monotonic()
     code = worker.stop(timeout=15)
@@ -131,8 +139,8 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
         problems.append(f"worker exited {code} on SIGTERM")
     if left:
         problems.append(f"worker left {left} messages in hand")
-    if written + queued != backlog:
-        problems.append(f"{written} written + {queued} queued != {backlog}")
+    if written + queued != len(truth):
+        problems.append(f"{written} written + {queued} queued != {len(truth)}")
     successor = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
     problems += drain(client, 60, successor)
     db = audit(pg.dsn, truth)
@@ -140,9 +148,9 @@ def rollout_worker(lab: Lab, *, backlog: int = 20_000, seed: int = 6) -> Row:
     client.close()
     return judge(
         "rollout: worker SIGTERM mid-batch",
-        f"{backlog} votes queued, batches of 2000; SIGTERM with {held} in hand; a successor drains the rest",
+        f"{len(truth)} votes queued, batches of 2000; SIGTERM with {held} in hand; a successor drains the rest",
         f"exit {code} after {took:.1f}s, {left} left in hand, {written} written + {queued} queued = "
-        f"{written + queued}/{backlog}; {db.text()}",
+        f"{written + queued}/{len(truth)}; {db.text()}",
         problems, {"in_hand_at_sigterm": held, "exit": code, "seconds": round(took, 2), "left_in_hand": left,
                    "written": written, "queued": queued, **db.counts()},
     )

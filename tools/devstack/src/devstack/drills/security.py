@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[5]
+from devstack.repo import ROOT as REPO
+
 # The checks live beside their tests in tests/security and render with the pinned kubectl through
 # tests/manifests/manifest_render.py: one copy of each, run here on the real tree.
 sys.path[:0] = [str(REPO / "tests" / "security"), str(REPO / "tests" / "manifests")]
