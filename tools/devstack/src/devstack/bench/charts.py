@@ -26,6 +26,10 @@ def pipeline(path: Path, data: dict) -> None:
     rates = [s["rate"] for s in steps]
     p99 = [min(s["p99_ms"], 1e5) for s in steps]
     ax.plot(rates, p99, marker="o", label="p99, POST / answered → total on a viewer's websocket")
+    behind = [(r, p) for r, p, s in zip(rates, p99, steps) if not s.get("kept_pace", True)]
+    if behind:
+        ax.scatter(*zip(*behind), marker="x", s=120, color="tab:red", zorder=3,
+                   label="vote answered < 95% of the offered rate")
     ax.axhline(data["goal_ms"], color="tab:red", linestyle="--", label=f"goal {data['goal_ms']} ms")
     ax.axvline(data["vote_limit"], color="tab:gray", linestyle=":", label=f"vote's own ceiling {data['vote_limit']:,.0f}/s")
     ax.set_yscale("log")
