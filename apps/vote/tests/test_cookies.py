@@ -12,7 +12,7 @@ def werkzeug(name: str, value: str, secure: bool) -> str:
     return dump_cookie(name, value, max_age=MAX_AGE, httponly=True, samesite="Lax", secure=secure)
 
 
-@pytest.mark.parametrize("value", ["0123456789abcdef0123456789abcdef", "a", "b", "cats-and_dogs.2", 'needs "quoting"; yes'])
+@pytest.mark.parametrize("value", ["0" * 31 + "f", "a", "b", "cats-and_dogs.2", 'needs "quoting"; yes'])
 @pytest.mark.parametrize("secure", [False, True])
 def test_same_header_as_dump_cookie(value, secure):
     writer = CookieWriter(MAX_AGE)
