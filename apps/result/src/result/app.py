@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     """Build the app; tests pass their own settings, servers read the environment."""
     settings = settings or Settings.from_env(environ())
     app = Quart(__name__)
-    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds)
+    feed = TallyFeed(settings.postgres, settings.ballot, settings.recheck_seconds)
     app.extensions["tally_feed"] = feed
     hostname = socket.gethostname()
 

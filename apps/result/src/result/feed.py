@@ -11,13 +11,14 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import psycopg
 from prometheus_client import Counter, Gauge
 
 from voting_contract.schema import TALLIES_SQL, TALLY_CHANNEL, ensure_schema
-from voting_contract.settings import Options, PostgresSettings
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings
 
 from .tallies import snapshot
 
@@ -65,14 +66,14 @@ class Viewer:
 
 
 class TallyFeed:
-    def __init__(self, settings: PostgresSettings, options: Options, recheck_seconds: float) -> None:
+    def __init__(self, settings: PostgresSettings, ballot: Ballot, recheck_seconds: float) -> None:
         self.settings = settings
-        self.options = options
+        self.ballot = ballot
         self.recheck_seconds = recheck_seconds
         self.counts: dict[str, int] = {}
         self.loaded = False
         self.connected = False
-        self.current = snapshot({}, options, stale=True, loaded=False)
+        self.current = snapshot({}, ballot, stale=True, loaded=False)
         self.message = self._message(self.current)
         self._viewers: set[Viewer] = set()
         self.closing = False
@@ -84,23 +85,34 @@ class TallyFeed:
         # Encoded once per change, not once per viewer.
         return {"type": "websocket.send", "text": json.dumps(current, separators=(",", ":"))}
 
-    def add_viewer(self, send: Callable[[dict], Awaitable[None]]) -> Viewer:
-        """Follow the tallies on an accepted websocket: the current ones now, then each change."""
+    @contextlib.contextmanager
+    def viewer(self, send: Callable[[dict], Awaitable[None]]) -> Iterator[Viewer]:
+        """Follow the tallies on an accepted websocket for as long as the block runs: the current
+        ones now, then each change.
+
+        However the block ends (the viewer leaves mid-send, the task is cancelled, an error), the
+        viewer stops receiving, its send in flight is cancelled and it is no longer counted.
+        """
         viewer = Viewer(send)
         self._viewers.add(viewer)
         VIEWERS.inc()
-        viewer.offer(CLOSE if self.closing else self.message)
-        return viewer
-
-    def remove_viewer(self, viewer: Viewer) -> None:
-        if viewer in self._viewers:
+        try:
+            viewer.offer(CLOSE if self.closing else self.message)
+            yield viewer
+        finally:
             self._viewers.discard(viewer)
+            if viewer.sending is not None:
+                viewer.sending.cancel()
             VIEWERS.dec()
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
 
     def _publish(self, counts: dict[str, int] | None = None) -> None:
         if counts is not None:
             self.counts, self.loaded = counts, True
-        new = snapshot(self.counts, self.options, stale=not self.connected, loaded=self.loaded)
+        new = snapshot(self.counts, self.ballot, stale=not self.connected, loaded=self.loaded)
         if new == self.current:
             return
         self.current = new

@@ -29,13 +29,8 @@ class LiveTallies:
         if self.feed.closing:
             return  # shutting down: never accepted, the browser reconnects to another pod
         await send({"type": "websocket.accept"})
-        viewer = self.feed.add_viewer(send)
-        try:
+        with self.feed.viewer(send):
             # A viewer has nothing to say; wait for it to leave, ignoring anything it sends
             # (and the "websocket.connect" that servers put first).
             while (await receive())["type"] != "websocket.disconnect":
                 pass
-        finally:
-            self.feed.remove_viewer(viewer)
-            if viewer.sending is not None:
-                viewer.sending.cancel()

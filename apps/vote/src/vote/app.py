@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
-from voting_contract.wire import OPTIONS, Vote
+from voting_contract.wire import Vote
 
 from .ballot_box import BallotBox
 from .cookies import CookieWriter
@@ -91,22 +91,23 @@ def create_app(settings: Settings | None = None) -> Flask:
             log.warning("redis stopped answering: %s", exc)
         redis_was_up = up
 
-    # A ballot page depends only on the voter's choice: there are three of them, rendered once.
+    # A ballot page depends only on the voter's choice (none, or one of the options, just cast
+    # or not): a handful of pages, each rendered once.
     pages: dict[str | None, str] = {}
 
     def ballot(choice: str | None, *, just_cast: bool = False) -> Response:
         key = f"{choice}:cast" if just_cast else choice
         if key not in pages:
-            notice = f"Your vote for {settings.options.label(choice)} is in." if just_cast else None
+            notice = f"Your vote for {settings.ballot.label(choice)} is in." if just_cast and choice else None
             pages[key] = render_template(
-                "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
+                "index.html", ballot=settings.ballot, choice=choice, hostname=hostname, notice=notice
             )
         return Response(pages[key], mimetype="text/html")
 
     @app.get("/")
     def show():
         choice = request.cookies.get(CHOICE_COOKIE)
-        return ballot(choice if choice in OPTIONS else None)
+        return ballot(choice if choice in settings.ballot else None)
 
     @app.post("/")
     def cast():
@@ -120,8 +121,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             return error_page(403, "Your vote was not counted: this vote came from another site, not from "
                                    "this ballot. If you meant to vote, go back to the ballot and choose there.")
         choice = form_choice()
-        if choice not in OPTIONS:
-            return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
+        if choice not in settings.ballot:
+            return error_page(400, "That is not a choice on this ballot: pick one of the buttons.")
         voter_id = g.voter_id
         try:
             push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         return next((value for key, value in parse_qsl(text, keep_blank_values=True) if key == "vote"), None)
 
     def error_page(status: int, message: str) -> Response:
-        page = render_template("error.html", status=status, message=message, options=settings.options)
+        page = render_template("error.html", status=status, message=message, ballot=settings.ballot)
         return Response(page, status=status, mimetype="text/html")
 
     @app.errorhandler(HTTPException)
@@ -192,10 +193,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
-        if request.endpoint in ("show", "cast"):  # only the ballot's pages know voters
-            voter_id = request.cookies.get(VOTER_COOKIE, "")
-            g.new_voter = not VOTER_ID.fullmatch(voter_id)
-            g.voter_id = secrets.token_hex(16) if g.new_voter else voter_id
+
+    @app.before_request
+    def assign_voter_id():
+        """The voter's id from their cookie, or a new random one (the after_request hook sets the cookie).
+
+        Only the ballot's two pages know voters: /healthz, /metrics and the rest skip the work."""
+        if request.endpoint not in ("show", "cast"):
+            return
+        voter_id = request.cookies.get(VOTER_COOKIE, "")
+        g.new_voter = not VOTER_ID.fullmatch(voter_id)
+        g.voter_id = secrets.token_hex(16) if g.new_voter else voter_id
 
     @app.after_request
     def finish(response: Response) -> Response:

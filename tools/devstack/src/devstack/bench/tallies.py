@@ -9,9 +9,9 @@ import psycopg
 
 from result.tallies import snapshot
 from voting_contract.schema import TALLIES_SQL, ensure_schema
-from voting_contract.settings import Options
 
 from ..servers import PostgresServer
+from ..truth import BALLOT
 from .figures import Figure, Sizes
 
 GROUP_BY = "SELECT vote, COUNT(id) FROM votes GROUP BY vote"
@@ -19,7 +19,6 @@ GROUP_BY = "SELECT vote, COUNT(id) FROM votes GROUP BY vote"
 
 def bench_tallies(pg: PostgresServer, sizes: Sizes) -> list[Figure]:
     figures = []
-    options = Options("Cats", "Dogs")
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         ensure_schema(conn)
         conn.execute("TRUNCATE votes")
@@ -33,10 +32,10 @@ def bench_tallies(pg: PostgresServer, sizes: Sizes) -> list[Figure]:
             conn.execute("VACUUM ANALYZE votes")
 
             def ours() -> dict:
-                return snapshot(dict(conn.execute(TALLIES_SQL).fetchall()), options, stale=False)
+                return snapshot(dict(conn.execute(TALLIES_SQL).fetchall()), BALLOT, stale=False)
 
             def naive() -> dict:
-                return snapshot(dict(conn.execute(GROUP_BY).fetchall()), options, stale=False)
+                return snapshot(dict(conn.execute(GROUP_BY).fetchall()), BALLOT, stale=False)
 
             assert ours() == naive(), "the kept tallies disagree with a full count"
             ours_ms = statistics.median(_timed(ours) for _ in range(21)) * 1000

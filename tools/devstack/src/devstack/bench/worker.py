@@ -17,7 +17,7 @@ from worker.store import UPSERT_SQL
 from .. import stack
 from ..load import queue_votes, wait_drained
 from ..servers import PostgresServer, RedisServer
-from ..truth import compare
+from ..truth import BALLOT, compare
 from .figures import Figure, Sizes, Turns
 from .memory import MemoryWatch
 
@@ -38,7 +38,7 @@ def raw_upsert_rate(pg: PostgresServer, messages: list[bytes]) -> float:
     best = 0.0
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         for size in (1000, 2000, 5000):
-            plans = [plan_batch(messages[i:i + size]) for i in range(0, len(messages), size)]
+            plans = [plan_batch(messages[i:i + size], BALLOT.ids) for i in range(0, len(messages), size)]
             ways = {
                 UPSERT_SQL: [(p.rows,) for p in plans],
                 UNNEST_UPSERT_SQL: [tuple(map(list, zip(*((v.voter_id, v.vote, v.seq) for v in p.votes))))
