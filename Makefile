@@ -12,10 +12,10 @@ RUN := $(UV) run --frozen
 # Tests and scripts that call `uv` find this same one.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help python install up test unit validate e2e cluster cluster-down bench drills lock clean
+.PHONY: help python install up test unit validate e2e cluster cluster-push cluster-down bench drills lock clean
 
 help: ## List the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -45,13 +45,24 @@ unit: python ## The unit tests beside each service that need no server (no Redis
 validate: install ## Offline checks of the Kubernetes, Argo CD, Terraform and workflow files
 	$(RUN) pytest tests/manifests tests/delivery tests/observability -m "not services"
 
-e2e: install ## End-to-end on a kind cluster (needs Docker)
-	$(RUN) pytest tests/e2e
+# Which environment `make cluster` and `make e2e` bring up: dev (the default) or prod.
+ENV ?= dev
+CHECK_ENV = $(if $(filter dev prod,$(ENV)),:,$(error ENV=$(ENV): choose dev or prod))
+# The cluster script and the kind tests use the pinned kubectl in .venv, and its Python.
+cluster cluster-push cluster-down e2e: export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-cluster: ## Create a local kind cluster with Argo CD syncing overlays/dev (needs Docker)
-	bash scripts/cluster.sh up
+e2e: install ## End-to-end on kind for ENV=dev (default) or ENV=prod (needs Docker)
+	@$(CHECK_ENV)
+	$(RUN) pytest tests/e2e -m $(ENV)
 
-cluster-down: ## Delete the local kind cluster
+cluster: python ## kind + Argo CD syncing overlays/ENV from a git server in the cluster (ENV=dev|prod; needs Docker)
+	@$(CHECK_ENV)
+	bash scripts/cluster.sh up $(ENV)
+
+cluster-push: python ## Serve the current commit to that Argo CD, with images rebuilt where their inputs changed
+	bash scripts/cluster.sh push
+
+cluster-down: ## Delete the local kind cluster and its Terraform state
 	bash scripts/cluster.sh down
 
 bench: python ## Measure each service against its limit (--quick: BENCH_ARGS=--quick)

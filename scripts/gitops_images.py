@@ -3,8 +3,11 @@
 
     python scripts/gitops_images.py list overlays/dev     # name=newName@digest, one a line
     python scripts/gitops_images.py check                 # exit 1 if a prod digest skipped dev
+    python scripts/gitops_images.py set overlays/dev vote=local/vote:abc123 ...
 
-Used by .github/workflows/promote.yml and by tests/delivery.
+`set` does what `kustomize edit set image` does with a tag, for scripts/cluster.sh's served
+copy of the repository, where no kustomize binary may be installed; it never runs on the
+committed overlays. Used by .github/workflows/promote.yml, scripts/cluster.sh and tests/delivery.
 """
 
 from __future__ import annotations
@@ -45,6 +48,23 @@ def pins(kustomization_text: str) -> dict[str, Pin]:
         if digest:
             found[entry["name"]] = Pin(entry["name"], entry.get("newName") or entry["name"], digest)
     return found
+
+
+def set_images(kustomization_text: str, specs: list[str]) -> str:
+    """The kustomization with each `name=newName:tag` replacing that name's pin (a tag, no digest)."""
+    doc = yaml.safe_load(kustomization_text) or {}
+    entries = {entry["name"]: entry for entry in doc.get("images") or []}
+    for spec in specs:
+        name, sep, image = spec.partition("=")
+        new_name, colon, tag = image.rpartition(":")
+        if not sep or not colon or not new_name or "/" in tag or "@" in image:
+            raise ValueError(f"{spec!r} is not name=newName:tag")
+        if name not in entries:
+            raise ValueError(f"{name} is not among the images the kustomization sets ({', '.join(entries) or 'none'})")
+        entry = entries[name]
+        entry.pop("digest", None)
+        entry.update(newName=new_name, newTag=tag)
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 @dataclass
@@ -119,12 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="print name=newName@digest for each pinned image")
     listing.add_argument("overlay", type=Path)
+    setting = sub.add_parser("set", help="pin name=newName:tag in the overlay's kustomization.yaml")
+    setting.add_argument("overlay", type=Path)
+    setting.add_argument("specs", nargs="+", metavar="name=newName:tag")
     check = sub.add_parser("check", help="fail if a prod digest was not in dev at an earlier commit")
     check.add_argument("--repo", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     if args.command == "list":
         for pin in pins((args.overlay / "kustomization.yaml").read_text()).values():
             print(pin.spec())
+        return 0
+    if args.command == "set":
+        path = args.overlay / "kustomization.yaml"
+        try:
+            path.write_text(set_images(path.read_text(), args.specs))
+        except ValueError as exc:
+            print(f"gitops_images.py set: {exc}", file=sys.stderr)
+            return 2
         return 0
     verdict = check_prod_after_dev(args.repo)
     if verdict.undecidable:

@@ -1,11 +1,11 @@
 output "argocd_port_forward" {
   description = "Run this to reach the Argo CD UI from your machine."
-  value       = "kubectl --context ${var.kube_context} -n ${var.argocd_namespace} port-forward svc/argocd-server 8080:443"
+  value       = "kubectl --context ${var.kube_context} -n ${var.argocd_namespace} port-forward svc/argocd-server 8090:443"
 }
 
 output "argocd_ui_address" {
   description = "The Argo CD UI while the port-forward runs (a self-signed certificate: accept it once)."
-  value       = "https://localhost:8080"
+  value       = "https://localhost:8090"
 }
 
 output "argocd_admin_password_command" {

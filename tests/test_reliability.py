@@ -12,7 +12,7 @@ import redis
 
 from devstack import stack
 from devstack.load import push_votes, queue_votes, wait_drained
-from devstack.truth import compare
+from devstack.truth import BALLOT, compare
 from worker.queue import PROCESSING_PREFIX
 
 
@@ -42,7 +42,7 @@ def steady_producer(client: redis.Redis, truth: dict, stop: threading.Event, rng
 
     def run() -> None:
         while not stop.is_set():
-            truth.update(push_votes(client, [(f"p{rng.randrange(3000)}", rng.choice("ab")) for _ in range(100)]))
+            truth.update(push_votes(client, [(f"p{rng.randrange(3000)}", rng.choice(BALLOT.ids)) for _ in range(100)]))
             time.sleep(0.01)
 
     thread = threading.Thread(target=run, daemon=True)

@@ -23,10 +23,17 @@ markers = [
 """
 
 
-def pytest_args(target: str, makefile: Path = ROOT / "Makefile") -> list[str]:
+def dry_run(target: str, *variables: str, makefile: Path = ROOT / "Makefile") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", str(makefile), target, *variables],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+
+
+def pytest_args(target: str, *variables: str, makefile: Path = ROOT / "Makefile") -> list[str]:
     """The arguments the target's recipe passes to pytest, read from `make -n`."""
     dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-f", str(makefile), target],
+        ["make", "--no-print-directory", "-n", "-f", str(makefile), target, *variables],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     commands = [shlex.split(line) for line in dry.splitlines() if "pytest" in line.split()]
@@ -86,3 +93,37 @@ def test_the_settings_that_ran_the_kind_tests_in_make_test_are_caught(tmp_path):
     old.write_text(COLLECTS_E2E_TOO)
     assert any(i.startswith(E2E) for i in collected(pytest_args("test"), tmp_path, config=old))
 
+
+
+def selected_tests(args: list[str]) -> set[str]:
+    """The e2e test modules pytest selects with these arguments (a real collection: conftest and markers apply)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
+
+
+def test_make_e2e_env_selects_that_environments_tests():
+    dev = selected_tests(pytest_args("e2e"))
+    prod = selected_tests(pytest_args("e2e", "ENV=prod"))
+    assert {"tests/e2e/test_dev_overlay.py", "tests/e2e/test_argocd_sync.py"} <= dev and "tests/e2e/test_prod.py" not in dev
+    assert {"tests/e2e/test_prod.py", "tests/e2e/test_argocd_sync.py"} <= prod and "tests/e2e/test_dev_overlay.py" not in prod
+
+
+def test_an_e2e_recipe_that_ignores_env_is_caught(tmp_path):
+    """The recipe before ENV existed: `make e2e ENV=prod` would quietly run the dev tests."""
+    old = tmp_path / "Makefile"
+    old.write_text((ROOT / "Makefile").read_text().replace("pytest tests/e2e -m $(ENV)", "pytest tests/e2e"))
+    assert "tests/e2e/test_prod.py" not in selected_tests(pytest_args("e2e", "ENV=prod", makefile=old))
+
+
+def test_make_cluster_passes_env_to_the_script_and_refuses_an_unknown_one():
+    assert dry_run("cluster").stdout.splitlines()[-1] == "bash scripts/cluster.sh up dev"
+    assert dry_run("cluster", "ENV=prod").stdout.splitlines()[-1] == "bash scripts/cluster.sh up prod"
+    assert dry_run("cluster-push").stdout.splitlines()[-1] == "bash scripts/cluster.sh push"
+    assert dry_run("cluster-down").stdout.splitlines()[-1] == "bash scripts/cluster.sh down"
+    for target in ("cluster", "e2e"):
+        wrong = dry_run(target, "ENV=staging")
+        assert wrong.returncode != 0 and "ENV=staging: choose dev or prod" in wrong.stderr

@@ -223,11 +223,38 @@ def test_storage_class_check_catches_a_class_nothing_uses(module, overlays):
         "Terraform creates StorageClass local-storage, which no claim names"]
 
 
+def ui_port_problems(outputs: dict, kind_config: dict) -> list[str]:
+    """Why the Argo CD UI that the outputs describe cannot be reached beside the kind cluster's ports."""
+    forward = re.search(r"port-forward svc/argocd-server (\d+):443", outputs["argocd_port_forward"]["value"])
+    if not forward:
+        return ["argocd_port_forward does not forward a local port to argocd-server's 443"]
+    local = int(forward.group(1))
+    problems = []
+    if outputs["argocd_ui_address"]["value"] != f"https://localhost:{local}":
+        problems.append(f"argocd_ui_address is not the forwarded port {local}")
+    taken = {m["hostPort"] for node in kind_config["nodes"] for m in node.get("extraPortMappings", [])}
+    if local in taken:
+        problems.append(f"the UI's port {local} is one kind already maps to the cluster")
+    return problems
+
+
 def test_outputs_tell_how_to_reach_the_ui_and_the_password(module):
     outputs = blocks(module, "output")
-    assert "port-forward svc/argocd-server 8080:443" in outputs["argocd_port_forward"]["value"]
-    assert outputs["argocd_ui_address"]["value"] == "https://localhost:8080"
+    kind_config = yaml.safe_load((ROOT / "scripts" / "kind-cluster.yaml").read_text())
+    assert ui_port_problems(outputs, kind_config) == []
     assert "argocd-initial-admin-secret" in outputs["argocd_admin_password_command"]["value"]
+
+
+def test_a_ui_port_that_kind_already_maps_is_caught(module):
+    """The form the outputs had when kind started mapping 8080 to dev's vote."""
+    outputs = blocks(module, "output")
+    kind_config = yaml.safe_load((ROOT / "scripts" / "kind-cluster.yaml").read_text())
+    clash = {
+        "argocd_port_forward": {"value": "kubectl -n argocd port-forward svc/argocd-server 8080:443"},
+        "argocd_ui_address": {"value": "https://localhost:8080"},
+    }
+    assert ui_port_problems({**outputs, **clash}, kind_config) == [
+        "the UI's port 8080 is one kind already maps to the cluster"]
 
 
 def test_argocd_values_file_is_yaml():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from pathlib import Path
@@ -155,18 +156,90 @@ def test_no_pull_request_target_and_no_secrets_in_run_lines(path):
 
 def test_ci_runs_the_same_make_targets_as_a_person():
     runs = " ".join(step.get("run", "") for _, step in steps(load(WORKFLOWS / "ci.yml")))
-    for target in ("make test", "make validate", "make e2e"):
+    for target in ("make test", "make validate", "make e2e", "make e2e ENV=prod"):
         assert target in runs
     assert "zizmor --offline" in runs and "terraform validate" in runs and "init -backend=false" in runs
 
 
-def test_ci_e2e_job_installs_kind_and_cannot_pass_by_skipping():
-    job = load(WORKFLOWS / "ci.yml")["jobs"]["e2e"]
-    uses = [s.get("uses", "") for s in job["steps"]]
-    assert any(u.startswith("helm/kind-action@") for u in uses)
-    make = next(s for s in job["steps"] if s.get("run") == "make e2e")
-    assert make["env"]["E2E_REQUIRED"] == "1"
-    assert any(s.get("if") == "failure()" for s in job["steps"]), "dump cluster state on failure"
+E2E_JOBS = {"e2e": "make e2e", "e2e-prod": "make e2e ENV=prod"}
+
+
+def e2e_job_problems(job: dict, command: str) -> list[str]:
+    """What keeps a kind job from proving anything: no kind or Terraform, a skip that passes, no state on failure."""
+    problems = []
+    uses = [s.get("uses", "") for s in job.get("steps", [])]
+    for action in ("helm/kind-action@", "hashicorp/setup-terraform@"):
+        if not any(u.startswith(action) for u in uses):
+            problems.append(f"does not install {action[:-1]}")
+    runs = [s for s in job.get("steps", []) if s.get("run") == command]
+    if not runs:
+        problems.append(f"does not run `{command}`")
+    elif runs[0].get("env", {}).get("E2E_REQUIRED") != "1":
+        problems.append("E2E_REQUIRED is not 1, so a missing Docker engine would pass as skips")
+    failure = [s for s in job.get("steps", []) if s.get("if") == "failure()"]
+    if not any(s.get("name") == "dump cluster state" for s in failure):
+        problems.append("dumps no cluster state on failure")
+    if not any(s.get("uses", "").startswith("actions/upload-artifact@") for s in failure):
+        problems.append("uploads nothing on failure")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(E2E_JOBS))
+def test_ci_e2e_jobs_install_kind_and_terraform_and_cannot_pass_by_skipping(name):
+    assert e2e_job_problems(load(WORKFLOWS / "ci.yml")["jobs"][name], E2E_JOBS[name]) == []
+
+
+def test_an_e2e_job_that_could_pass_by_skipping_is_caught():
+    """The e2e job before `make e2e` needed Terraform, with its required flag dropped."""
+    job = copy.deepcopy(load(WORKFLOWS / "ci.yml")["jobs"]["e2e"])
+    job["steps"] = [s for s in job["steps"] if not s.get("uses", "").startswith("hashicorp/setup-terraform@")]
+    next(s for s in job["steps"] if s.get("run") == "make e2e")["env"].pop("E2E_REQUIRED")
+    assert e2e_job_problems(job, "make e2e") == [
+        "does not install hashicorp/setup-terraform", "E2E_REQUIRED is not 1, so a missing Docker engine would pass as skips"]
+
+
+def runs_on(condition: str | None, event: str, ref: str) -> bool:
+    """A job's `if:` for one event, for the expressions we write: ==, !=, &&, || and parentheses over github.*."""
+    if not condition:
+        return True
+    expr = condition.replace("${{", "").replace("}}", "")
+    expr = re.sub(r"github\.event_name", repr(event), expr)
+    expr = re.sub(r"github\.ref\b", repr(ref), expr)
+    assert "github." not in expr, f"the model does not know {condition}"
+    return bool(eval(expr.replace("&&", " and ").replace("||", " or "), {"__builtins__": {}}))  # noqa: S307 - our own workflow text
+
+
+def event_problems(doc: dict, job: str, wanted: dict[tuple[str, str], bool]) -> list[str]:
+    condition = doc["jobs"][job].get("if")
+    return [f"{job} {'skips' if want else 'runs on'} {event} of {ref}"
+            for (event, ref), want in wanted.items() if runs_on(condition, event, ref) != want]
+
+
+PROD_E2E_RUNS = {
+    ("schedule", "refs/heads/main"): True,
+    ("push", "refs/heads/main"): True,
+    ("pull_request", "refs/pull/7/merge"): False,
+    ("push", "refs/heads/renovate/actions"): False,
+}
+
+
+def test_the_prod_e2e_runs_after_merges_and_nightly_but_not_on_pull_requests():
+    doc = load(WORKFLOWS / "ci.yml")
+    assert event_problems(doc, "e2e-prod", PROD_E2E_RUNS) == []
+    nightly = [c["cron"] for c in doc["on"]["schedule"] if c["cron"].split()[2:] == ["*", "*", "*"]]
+    assert nightly, f"no daily schedule among {doc['on']['schedule']}"
+    # ...while the dev e2e still runs on pull requests.
+    assert runs_on(doc["jobs"]["e2e"].get("if", "").replace("needs.changes.outputs.images == 'true'", "True"),
+                   "pull_request", "refs/pull/7/merge")
+
+
+def test_a_prod_e2e_that_would_run_on_every_pull_request_is_caught():
+    doc = copy.deepcopy(load(WORKFLOWS / "ci.yml"))
+    doc["jobs"]["e2e-prod"].pop("if")
+    assert event_problems(doc, "e2e-prod", PROD_E2E_RUNS) == [
+        "e2e-prod runs on pull_request of refs/pull/7/merge", "e2e-prod runs on push of refs/heads/renovate/actions"]
+    doc["jobs"]["e2e-prod"]["if"] = "github.event_name != 'pull_request'"
+    assert event_problems(doc, "e2e-prod", PROD_E2E_RUNS) == ["e2e-prod runs on push of refs/heads/renovate/actions"]
 
 
 def test_ci_skips_docs_only_changes():
@@ -238,9 +311,10 @@ def kubeconfigs_read_by_dump(script: str, tmp_path: Path) -> list[str]:
     return calls.read_text().splitlines() if calls.exists() else []
 
 
-def test_the_failure_dump_reads_the_test_clusters_kubeconfig(tmp_path):
+@pytest.mark.parametrize("job", sorted(E2E_JOBS))
+def test_the_failure_dump_reads_the_test_clusters_kubeconfig(job, tmp_path):
     """The tests hand kind a kubeconfig file of their own, so kubectl's default knows no kind cluster."""
-    dump = next(s for s in load(WORKFLOWS / "ci.yml")["jobs"]["e2e"]["steps"] if s.get("name") == "dump cluster state")
+    dump = next(s for s in load(WORKFLOWS / "ci.yml")["jobs"][job]["steps"] if s.get("name") == "dump cluster state")
     assert dump["if"] == "failure()"
     assert kubeconfigs_read_by_dump(dump["run"], tmp_path) == ["kubeconfig of voting-app-e2e"]
 

@@ -93,7 +93,7 @@ def test_a_lost_reply_to_take_loses_no_vote(redis_server, postgres_server, redis
         proxy.armed.set()
         for _ in range(20):  # as Worker.run does: a Redis error ends the step, the next one goes on
             try:
-                if not worker.step():
+                if not worker.pipeline_step():
                     break
             except redis.RedisError:
                 continue
@@ -111,12 +111,13 @@ def test_a_vote_whose_reply_is_lost_is_never_called_not_recorded(redis_server, r
     """Redis ran the enqueue script, then the reply was lost: the service cannot know, and says so."""
     from vote.app import create_app
     from vote.settings import Settings
-    from voting_contract.settings import Options, RedisSettings
+    from voting_contract.ballot import Ballot
+    from voting_contract.settings import RedisSettings
     from voting_contract.wire import ENQUEUE_SCRIPT, QUEUE
 
     proxy = DropOneReply(redis_server.port, then_refuse=True)
     try:
-        settings = Settings(redis=RedisSettings("127.0.0.1", proxy.port, None), options=Options("Cats", "Dogs"),
+        settings = Settings(redis=RedisSettings("127.0.0.1", proxy.port, None), ballot=Ballot.of("Cats", "Dogs"),
                             host="127.0.0.1", port=8080, workers=1)
         client = create_app(settings).test_client()
         assert client.get("/").status_code == 200

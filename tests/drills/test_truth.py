@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.truth import Audit, compare_rows
+from voting_contract.ballot import NOT_ON_BALLOT
 
 TRUTH = {"v1": "a", "v2": "b", "v3": "a"}
 
@@ -48,8 +49,8 @@ def test_losses_are_told_from_corruption():
 
 
 def test_a_vote_off_the_ballot_is_caught():
-    db = audit_of({**TRUTH, "v3": "c"}, truth={**TRUTH, "v3": "c"})
-    assert db.problems() == ["1 rows neither a nor b"]
+    db = audit_of({**TRUTH, "v3": NOT_ON_BALLOT}, truth={**TRUTH, "v3": NOT_ON_BALLOT})
+    assert db.problems() == ["1 rows not on the ballot (a, b)"]
 
 
 def test_the_table_text_names_the_counts():

@@ -1,18 +1,20 @@
 """The result app through Quart's test client, against a real PostgreSQL."""
 
 import asyncio
+import json
 import re
 
 import pytest
 
 from result.app import create_app
 from result.settings import Settings
-from voting_contract.settings import Options, PostgresSettings
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings
 
 
-def settings_for(env: dict[str, str], **options: str) -> Settings:
+def settings_for(env: dict[str, str], *labels: str) -> Settings:
     return Settings(
-        postgres=PostgresSettings.from_env(env), options=Options(options.get("a", "Cats"), options.get("b", "Dogs")),
+        postgres=PostgresSettings.from_env(env), ballot=Ballot.of(*(labels or ("Cats", "Dogs"))),
         host="127.0.0.1", port=8080, recheck_seconds=30,
     )
 
@@ -35,7 +37,7 @@ async def db_queries(client) -> float:
 
 def test_results_page_json_and_websocket_follow_the_table(postgres_server, pg_conn):
     pg_conn.execute("INSERT INTO votes (id, vote) VALUES ('v1', 'a'), ('v2', 'a'), ('v3', 'b')")
-    app = create_app(settings_for(postgres_server.env, a="Tea", b="Coffee"))
+    app = create_app(settings_for(postgres_server.env, "Tea", "Coffee"))
     feed = app.extensions["tally_feed"]
 
     async def scenario() -> None:
@@ -123,6 +125,8 @@ def test_before_the_first_read_the_api_says_it_has_nothing_yet(free_settings):
         assert response.status_code == 503
         assert (await response.get_json())["loaded"] is False
 
+    asyncio.run(scenario())
+
 
 def test_without_postgres_from_the_start_it_is_ready_and_says_connecting(free_settings):
     app = create_app(free_settings)
@@ -155,3 +159,96 @@ def free_settings():
 
     return settings_for({"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port()),
                          "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d"})
+
+
+def test_a_three_option_ballot_is_served_in_order(postgres_server, pg_conn):
+    pg_conn.execute("INSERT INTO votes (id, vote) VALUES ('v1', 'c'), ('v2', 'a'), ('v3', 'c')")
+    app = create_app(settings_for(postgres_server.env, "Tea", "Coffee", "Water"))
+    feed = app.extensions["tally_feed"]
+
+    async def scenario() -> None:
+        async with app.test_app():
+            await until(lambda: feed.loaded)
+            client = app.test_client()
+            data = await (await client.get("/api/results")).get_json()
+            assert [(o["id"], o["label"], o["votes"], o["percent"]) for o in data["options"]] == [
+                ("a", "Tea", 1, 33.3), ("b", "Coffee", 0, 0.0), ("c", "Water", 2, 66.7)]
+            page = await (await client.get("/")).get_data(as_text=True)
+            assert page.count('class="option ') == 3 and 'data-option="c"' in page
+            assert "<title>Tea vs Coffee vs Water: results</title>" in page
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_is_removed_however_it_leaves(free_settings):
+    """The feed's viewer() block: a viewer gone mid-send, or cancelled mid-send, stops being counted."""
+    from result.feed import VIEWERS
+
+    app = create_app(free_settings)
+    feed = app.extensions["tally_feed"]
+
+    async def scenario() -> None:
+        sending = asyncio.Event()
+        sent: asyncio.Queue = asyncio.Queue()
+
+        async def send_fails(message: dict) -> None:
+            await sent.put(message)
+            raise ConnectionResetError("the browser went away while we sent it the tallies")
+
+        async def send_never_returns(message: dict) -> None:
+            sending.set()
+            await asyncio.sleep(3600)  # a send to a peer that never reads
+
+        async def leaves_mid_send() -> None:
+            with feed.viewer(send_fails):
+                await sent.get()
+                raise ConnectionResetError("the server saw the disconnect")
+
+        async def cancelled_mid_send() -> None:
+            with feed.viewer(send_never_returns):
+                await asyncio.sleep(3600)
+
+        before = VIEWERS._value.get()
+        gone = asyncio.create_task(leaves_mid_send())
+        stuck = asyncio.create_task(cancelled_mid_send())
+        await asyncio.sleep(0)
+        assert feed.viewers == 2 and VIEWERS._value.get() == before + 2
+        feed._publish({"a": 1})
+        await sending.wait()
+        stuck.cancel()
+        results = await asyncio.gather(gone, stuck, return_exceptions=True)
+        assert isinstance(results[0], ConnectionResetError) and isinstance(results[1], asyncio.CancelledError)
+        assert feed.viewers == 0 and VIEWERS._value.get() == before
+
+    asyncio.run(scenario())
+
+
+def test_a_browser_that_drops_its_connection_mid_push_is_no_longer_a_viewer(postgres_server, pg_conn, launch):
+    """A real server: the viewer's TCP connection is cut with no close frame, then tallies are pushed."""
+    import httpx
+    import websockets
+
+    from devstack import stack
+
+    result = launch(stack.result(postgres_server.env))
+
+    def viewers() -> float:
+        text = httpx.get(f"{result.url}/metrics").text
+        return float(re.search(r"^result_websocket_viewers (\S+)$", text, re.M).group(1))
+
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{result.port}/ws") as staying:
+            dropping = await websockets.connect(f"ws://127.0.0.1:{result.port}/ws")
+            await staying.recv()
+            await dropping.recv()
+            assert await asyncio.to_thread(viewers) == 2
+            dropping.transport.abort()  # a phone losing its network: no close handshake
+            for i in range(3):
+                await asyncio.to_thread(pg_conn.execute, f"INSERT INTO votes (id, vote) VALUES ('drop{i}', 'a')")
+            async with asyncio.timeout(10):
+                while json.loads(await staying.recv())["total"] < 3:
+                    pass
+                while await asyncio.to_thread(viewers) != 1:
+                    await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())

@@ -2,7 +2,8 @@
 
 import pytest
 
-from voting_contract.settings import Options, RedisSettings
+from voting_contract.ballot import Ballot
+from voting_contract.settings import RedisSettings
 from voting_contract.wire import QUEUE, decode
 from vote.app import create_app
 from vote.origin import cross_site, origin_of
@@ -11,13 +12,13 @@ from vote.settings import Settings
 
 @pytest.fixture
 def client(redis_server, redis_client):
-    settings = Settings(redis=RedisSettings("127.0.0.1", redis_server.port, None), options=Options("Cats", "Dogs"),
+    settings = Settings(redis=RedisSettings("127.0.0.1", redis_server.port, None), ballot=Ballot.of("Cats", "Dogs"),
                         host="127.0.0.1", port=8080, workers=1)
     return create_app(settings).test_client()
 
 
 def queued(redis_client):
-    return [decode(m) for m in redis_client.lrange(QUEUE, 0, -1)]
+    return [decode(m, ("a", "b")) for m in redis_client.lrange(QUEUE, 0, -1)]
 
 
 # Flask's test client sends to http://localhost, as a browser on that ballot would.

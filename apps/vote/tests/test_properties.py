@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
-from voting_contract.settings import Options, RedisSettings
+from voting_contract.ballot import NOT_ON_BALLOT, Ballot
+from voting_contract.settings import RedisSettings
 from voting_contract.wire import QUEUE, decode
 from vote.app import create_app
 from vote.settings import Settings
@@ -27,7 +28,7 @@ content_types = st.sampled_from(["application/x-www-form-urlencoded", "multipart
 
 
 def settings_for(port: int, a: str = "Cats", b: str = "Dogs") -> Settings:
-    return Settings(redis=RedisSettings("127.0.0.1", port, None), options=Options(a, b), host="127.0.0.1",
+    return Settings(redis=RedisSettings("127.0.0.1", port, None), ballot=Ballot.of(a, b), host="127.0.0.1",
                     port=8080, workers=1)
 
 
@@ -42,7 +43,7 @@ def check(response, redis_client, before: int) -> None:
     queued = redis_client.llen(QUEUE) - before
     if response.status_code == 200:
         assert queued == 1
-        vote = decode(redis_client.lindex(QUEUE, -1))
+        vote = decode(redis_client.lindex(QUEUE, -1), ("a", "b"))
         assert vote.vote in ("a", "b") and re.fullmatch(r"[0-9a-f]{32}", vote.voter_id)
     else:
         assert queued == 0
@@ -76,7 +77,7 @@ def test_any_bytes(app, redis_client, body, content_type, cookie):
        b=st.sampled_from(HOSTILE[:4]))
 def test_labels_are_escaped_wherever_they_appear(redis_server, a, b):
     client = create_app(settings_for(redis_server.port, a, b)).test_client()
-    for response in (client.get("/"), client.post("/", data={"vote": "c"}), client.get("/nowhere")):
+    for response in (client.get("/"), client.post("/", data={"vote": NOT_ON_BALLOT}), client.get("/nowhere")):
         page = response.get_data(as_text=True)
         for label in (a, b):
             assert str(escape(label)) in page

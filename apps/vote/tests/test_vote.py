@@ -6,16 +6,16 @@ import pytest
 import redis
 
 from devstack.servers import free_port
-from voting_contract.settings import Options, RedisSettings
+from voting_contract.ballot import IDS, NOT_ON_BALLOT, Ballot
+from voting_contract.settings import RedisSettings
 from voting_contract.wire import QUEUE, decode
 from vote.app import create_app, never_sent
 from vote.settings import Settings
 
 
-def settings_for(port: int, **options: str) -> Settings:
+def settings_for(port: int, *labels: str) -> Settings:
     return Settings(
-        redis=RedisSettings("127.0.0.1", port, None),
-        options=Options(options.get("a", "Cats"), options.get("b", "Dogs")),
+        redis=RedisSettings("127.0.0.1", port, None), ballot=Ballot.of(*(labels or ("Cats", "Dogs"))),
         host="127.0.0.1", port=8080, workers=1,
     )
 
@@ -32,7 +32,7 @@ def down_client():
 
 
 def queued(redis_client):
-    return [decode(m) for m in redis_client.lrange(QUEUE, 0, -1)]
+    return [decode(m, tuple(IDS)) for m in redis_client.lrange(QUEUE, 0, -1)]  # any id a ballot can have
 
 
 def test_the_ballot_names_both_options_and_the_instance(client):
@@ -80,7 +80,8 @@ def test_a_malformed_voter_id_is_replaced(client, redis_client, bad):
     assert f"voter_id={message.voter_id}" in " ".join(response.headers.getlist("Set-Cookie"))
 
 
-@pytest.mark.parametrize("form", [{}, {"vote": "c"}, {"vote": ""}, {"vote": "A"}, {"other": "a"}])
+@pytest.mark.parametrize("form", [{}, {"vote": NOT_ON_BALLOT}, {"vote": ""}, {"vote": "A"}, {"vote": "ab"},
+                                  {"other": "a"}])
 def test_anything_but_a_or_b_is_refused_and_nothing_is_queued(client, redis_client, form):
     response = client.post("/", data=form)
     assert response.status_code == 400
@@ -129,7 +130,7 @@ def test_with_redis_the_metric_says_it_is_up(client):
 
 
 def test_labels_are_escaped(redis_server, redis_client):
-    app = create_app(settings_for(redis_server.port, a="<script>alert(1)</script>", b="Tom & Jerry"))
+    app = create_app(settings_for(redis_server.port, "<script>alert(1)</script>", "Tom & Jerry"))
     page = app.test_client().get("/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "Tom &amp; Jerry" in page
@@ -169,3 +170,15 @@ def test_metrics_count_votes_by_option(client):
 )
 def test_a_vote_is_called_not_recorded_only_when_it_certainly_was_not_queued(error, certainly_not_queued):
     assert never_sent(error) is certainly_not_queued
+
+
+def test_a_ballot_of_four_shows_four_buttons_and_takes_the_fourth(redis_server, redis_client):
+    client = create_app(settings_for(redis_server.port, "Cats", "Dogs", "Birds", "Fish")).test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert re.findall(r'<button name="vote" value="(\w)"', page) == ["a", "b", "c", "d"]
+    assert "<title>Cats, Dogs, Birds or Fish?</title>" in page
+    response = client.post("/", data={"vote": "d"})
+    assert response.status_code == 200 and "Your vote for Fish is in." in response.get_data(as_text=True)
+    assert client.get("/").get_data(as_text=True).count('aria-pressed="true"') == 1
+    assert client.post("/", data={"vote": "e"}).status_code == 400  # the id after the last one
+    assert [m.vote for m in queued(redis_client)] == ["d"]

@@ -1,4 +1,4 @@
-"""Property-based tests of the worker's decoding: any bytes in, a row of `a` or `b` or a dead letter out."""
+"""Property-based tests of the worker's decoding: any bytes in, a row of a ballot id or a dead letter out."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voting_contract.ballot import Ballot
 from voting_contract.wire import DEAD_LETTER, MAX_MESSAGE_BYTES, QUEUE, MalformedMessage, Vote, decode
 from worker.batch import plan_batch
 from worker.service import Worker
 from worker.settings import Settings
 
+BALLOT = Ballot.of("Cats", "Dogs")
+IDS = BALLOT.ids
 REASONS = {"oversized", "not-json", "not-an-object", "missing-voter-id", "bad-voter-id", "unknown-vote", "bad-seq",
            "bad-ts"}
 
@@ -40,7 +43,7 @@ def messages() -> st.SearchStrategy[bytes]:
 
 
 def check_vote(vote: Vote) -> None:
-    assert vote.vote in ("a", "b")
+    assert vote.vote in IDS
     assert isinstance(vote.voter_id, str) and 0 < len(vote.voter_id) <= 255 and vote.voter_id.isprintable()
     assert vote.seq is None or (type(vote.seq) is int and 0 <= vote.seq < 2**63)
     assert vote.ts is None or isinstance(vote.ts, float)
@@ -50,7 +53,7 @@ def check_vote(vote: Vote) -> None:
 @given(messages())
 def test_decode_returns_a_vote_or_says_why_not(raw):
     try:
-        vote = decode(raw)
+        vote = decode(raw, IDS)
     except MalformedMessage as exc:
         assert exc.reason in REASONS
     else:
@@ -60,7 +63,7 @@ def test_decode_returns_a_vote_or_says_why_not(raw):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(messages(), max_size=20))
 def test_a_batch_becomes_rows_and_dead_letters_that_add_up(batch):
-    plan = plan_batch(batch)
+    plan = plan_batch(batch, IDS)
     assert plan.valid + len(plan.dead) == len(batch)
     assert len({v.voter_id for v in plan.votes}) == len(plan.votes)
     for vote in plan.votes:
@@ -70,7 +73,7 @@ def test_a_batch_becomes_rows_and_dead_letters_that_add_up(batch):
         letter = orjson.loads(dead.to_json("w", 1.0))  # the dead-letter entry itself is always valid JSON
         assert letter["reason"] == dead.reason
     rows = orjson.loads(plan.rows)
-    assert {r["vote"] for r in rows} <= {"a", "b"}
+    assert {r["vote"] for r in rows} <= set(IDS)
 
 
 @settings(max_examples=300, deadline=None)
@@ -80,7 +83,7 @@ def test_every_vote_the_contract_writes_decodes_back(voter_id, choice, seq, ts):
     vote = Vote(voter_id, choice, seq, ts)
     raw = vote.to_json().encode()
     if len(raw) <= MAX_MESSAGE_BYTES:
-        assert decode(raw) == vote
+        assert decode(raw, IDS) == vote
 
 
 @pytest.fixture
@@ -101,11 +104,11 @@ def test_the_live_worker_files_every_message_and_writes_only_a_or_b(live_worker,
     redis_client.delete(QUEUE, DEAD_LETTER)
     pg_conn.execute("TRUNCATE votes")
     redis_client.rpush(QUEUE, *batch)
-    while live_worker.step():  # any exception here is a crash of the worker loop
+    while live_worker.pipeline_step():  # any exception here is a crash of the worker loop
         pass
-    plan = plan_batch(batch)
+    plan = plan_batch(batch, IDS)
     assert redis_client.llen(QUEUE) == 0
     assert redis_client.llen(DEAD_LETTER) == len(plan.dead)
     rows = dict(pg_conn.execute("SELECT id, vote FROM votes").fetchall())
-    assert set(rows.values()) <= {"a", "b"}
+    assert set(rows.values()) <= set(IDS)
     assert rows == {v.voter_id: v.vote for v in plan.votes}

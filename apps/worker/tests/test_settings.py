@@ -20,6 +20,7 @@ def test_defaults():
         ({"WORKER_BATCH_SIZE": "lots"}, "WORKER_BATCH_SIZE"),
         ({"METRICS_PORT": "-1"}, "METRICS_PORT"),
         ({"POSTGRES_PORT": "5432x"}, "POSTGRES_PORT"),
+        ({"BALLOT": "a=Cats,a=Dogs"}, "BALLOT"),
     ],
 )
 def test_bad_settings_name_the_variable(change, name):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from voting_contract.ballot import NOT_ON_BALLOT, Ballot
 from voting_contract.wire import DEAD_LETTER, QUEUE, Vote, enqueue_script
 from worker.queue import HEARTBEAT_PREFIX, PROCESSING_PREFIX
 from worker.service import Worker
@@ -35,9 +36,9 @@ def rows(pg_conn) -> dict[str, str]:
 
 
 def drain(worker: Worker) -> None:
-    while worker.step():
+    while worker.pipeline_step():
         pass
-    assert worker.in_flight is None
+    assert worker.being_written is None
 
 
 def test_votes_move_to_postgres_and_leave_redis(make_worker, redis_client, pg_conn):
@@ -52,14 +53,25 @@ def test_votes_move_to_postgres_and_leave_redis(make_worker, redis_client, pg_co
 
 
 def test_malformed_messages_go_to_the_dead_letter_list(make_worker, redis_client, pg_conn):
-    redis_client.rpush(QUEUE, b"{broken", Vote("ok", "a").to_json(), b'{"voter_id":"x","vote":"c"}')
+    off_ballot = Vote("x", NOT_ON_BALLOT).to_json()
+    redis_client.rpush(QUEUE, b"{broken", Vote("ok", "a").to_json(), off_ballot)
     drain(make_worker())
     assert rows(pg_conn) == {"ok": "a"}
     dead = [json.loads(m) for m in redis_client.lrange(DEAD_LETTER, 0, -1)]
     assert [(d["reason"], d["message"]) for d in dead] == [
         ("not-json", "{broken"),
-        ("unknown-vote", '{"voter_id":"x","vote":"c"}'),
+        ("unknown-vote", off_ballot),
     ]
+    assert dead[1]["detail"] == f'vote "{NOT_ON_BALLOT}" is not on the ballot (a, b)'
+
+
+def test_the_worker_accepts_exactly_the_configured_ballot(make_worker, redis_client, pg_conn):
+    three = Ballot.of("Cats", "Dogs", "Birds")
+    redis_client.rpush(QUEUE, *(Vote(f"v-{i}", i).to_json() for i in (*three.ids, "d")))
+    drain(make_worker(BALLOT=three.text()))
+    assert rows(pg_conn) == {f"v-{i}": i for i in three.ids}
+    (dead,) = [json.loads(m) for m in redis_client.lrange(DEAD_LETTER, 0, -1)]
+    assert (dead["reason"], dead["detail"]) == ("unknown-vote", 'vote "d" is not on the ballot (a, b, c)')
 
 
 def test_an_older_vote_never_replaces_a_newer_one(make_worker, redis_client, pg_conn):

@@ -1,13 +1,14 @@
 import pytest
 
-from voting_contract.settings import Options, PostgresSettings, RedisSettings, SettingsError, env_float, env_int
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings, RedisSettings, SettingsError, env_float, env_int
 
 PG = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p", "POSTGRES_DB": "d"}
 
 
 def test_defaults_match_the_classic_demo():
     assert RedisSettings.from_env({}) == RedisSettings("redis", 6379, None)
-    assert Options.from_env({}) == Options("Cats", "Dogs")
+    assert Ballot.from_env({}) == Ballot.of("Cats", "Dogs")
     pg = PostgresSettings.from_env(PG)
     assert (pg.host, pg.port, pg.user, pg.database) == ("db", 5432, "u", "d")
 
@@ -29,8 +30,8 @@ def test_a_missing_credential_is_named(missing):
         (RedisSettings.from_env, {"REDIS_PORT": "six"}, "REDIS_PORT"),
         (RedisSettings.from_env, {"REDIS_PORT": "0"}, "REDIS_PORT"),
         (RedisSettings.from_env, {"REDIS_PORT": "70000"}, "REDIS_PORT"),
-        (Options.from_env, {"OPTION_A": "x" * 65}, "OPTION_A"),
-        (Options.from_env, {"OPTION_B": "tab\there"}, "OPTION_B"),
+        (Ballot.from_env, {"OPTION_A": "x" * 65}, "OPTION_A"),
+        (Ballot.from_env, {"OPTION_B": "tab\there"}, "OPTION_B"),
     ],
 )
 def test_a_malformed_value_is_named(parse, env, name):

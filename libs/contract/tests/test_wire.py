@@ -3,6 +3,7 @@ import json
 import pytest
 import redis
 
+from voting_contract.ballot import NOT_ON_BALLOT, Ballot
 from voting_contract.wire import (
     MAX_MESSAGE_BYTES,
     QUEUE,
@@ -11,6 +12,8 @@ from voting_contract.wire import (
     decode,
     enqueue_script,
 )
+
+IDS = ("a", "b")
 
 
 @pytest.mark.parametrize(
@@ -23,7 +26,7 @@ from voting_contract.wire import (
     ],
 )
 def test_decode_accepts_the_contract(raw, expected):
-    assert decode(raw) == expected
+    assert decode(raw, IDS) == expected
 
 
 @pytest.mark.parametrize(
@@ -39,7 +42,7 @@ def test_decode_accepts_the_contract(raw, expected):
         (b'{"voter_id":"' + b"v" * 256 + b'","vote":"a"}', "bad-voter-id"),
         (b'{"voter_id":"a\\u0000b","vote":"a"}', "bad-voter-id"),
         (b'{"voter_id":"x"}', "unknown-vote"),
-        (b'{"voter_id":"x","vote":"c"}', "unknown-vote"),
+        (b'{"voter_id":"x","vote":"%s"}' % NOT_ON_BALLOT.encode(), "unknown-vote"),
         (b'{"voter_id":"x","vote":"A"}', "unknown-vote"),
         (b'{"voter_id":"x","vote":"a","seq":-1}', "bad-seq"),
         (b'{"voter_id":"x","vote":"a","seq":true}', "bad-seq"),
@@ -54,8 +57,17 @@ def test_decode_accepts_the_contract(raw, expected):
 )
 def test_decode_names_what_is_wrong(raw, reason):
     with pytest.raises(MalformedMessage) as caught:
-        decode(raw)
+        decode(raw, IDS)
     assert caught.value.reason == reason
+
+
+def test_the_ballot_decides_which_votes_are_valid():
+    three = Ballot.of("Cats", "Dogs", "Birds").ids
+    assert decode(b'{"voter_id":"x","vote":"c"}', three) == Vote("x", "c")
+    with pytest.raises(MalformedMessage) as caught:
+        decode(b'{"voter_id":"x","vote":"d"}', three)
+    assert caught.value.reason == "unknown-vote"
+    assert caught.value.detail == 'vote "d" is not on the ballot (a, b, c)'
 
 
 def test_to_json_is_the_classic_message_when_there_is_nothing_extra():
@@ -67,7 +79,7 @@ def test_enqueue_pushes_right_numbers_in_order_and_survives_a_lost_counter(redis
     first = push(Vote("v1", "a", ts=1.0))
     second = push(Vote("v2", "b"))
     assert second > first
-    messages = [decode(m) for m in redis_client.lrange(QUEUE, 0, -1)]
+    messages = [decode(m, IDS) for m in redis_client.lrange(QUEUE, 0, -1)]
     assert [(m.voter_id, m.vote, m.seq) for m in messages] == [("v1", "a", first), ("v2", "b", second)]
     assert messages[0].ts == 1.0
     # A Redis restart without persistence loses the counter; numbers must still grow.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import sys
 
@@ -62,8 +63,16 @@ async def serve_until_signalled(settings: Settings) -> None:
     await serve(app, config, shutdown_trigger=stopping.wait)
 
 
+def raise_open_files_limit() -> None:
+    """Each viewer holds a socket: lift the soft file limit to the hard one (often 1,024 -> 1M)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_open_files_limit()
     settings = load(Settings, "result")
     asyncio.run(serve_until_signalled(settings))
     return 0

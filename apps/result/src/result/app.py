@@ -6,13 +6,14 @@ import socket
 import time
 
 from prometheus_client import Histogram
-from quart import Quart, Response, g, render_template, request, websocket
+from quart import Quart, Response, g, render_template, request
 
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
 
 from .feed import TallyFeed
+from .live import LiveTallies
 from .settings import Settings
 
 LATENCY = Histogram(
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     """Build the app; tests pass their own settings, servers read the environment."""
     settings = settings or Settings.from_env(environ())
     app = Quart(__name__)
-    feed = TallyFeed(settings.postgres, settings.options, settings.recheck_seconds)
+    feed = TallyFeed(settings.postgres, settings.ballot, settings.recheck_seconds)
     app.extensions["tally_feed"] = feed
     hostname = socket.gethostname()
 
@@ -45,18 +46,6 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.get("/api/results")
     async def results():
         return feed.current, (200 if feed.loaded else 503)
-
-    @app.websocket("/ws")
-    async def live():
-        if feed.closing:
-            return  # shutting down: the browser reconnects to another pod
-        queue = feed.subscribe()
-        try:
-            await websocket.send_json(feed.current)
-            while (update := await queue.get()) is not None:
-                await websocket.send_json(update)
-        finally:
-            feed.unsubscribe(queue)
 
     @app.get("/healthz")
     async def healthz():
@@ -86,4 +75,6 @@ def create_app(settings: Settings | None = None) -> Quart:
         LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
         return response
 
+    # /ws is answered before Quart sees it (live.py says why).
+    app.asgi_app = LiveTallies(app.asgi_app, feed)  # type: ignore[method-assign]
     return app

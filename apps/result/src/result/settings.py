@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voting_contract.settings import Options, PostgresSettings, env_float, env_int, env_str
+from voting_contract.ballot import Ballot
+from voting_contract.settings import PostgresSettings, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
 class Settings:
     postgres: PostgresSettings
-    options: Options
+    ballot: Ballot
     host: str
     port: int
     recheck_seconds: float
@@ -20,7 +21,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         return cls(
             postgres=PostgresSettings.from_env(env),
-            options=Options.from_env(env),
+            ballot=Ballot.from_env(env),
             host=env_str(env, "HOST", "0.0.0.0"),
             port=env_int(env, "PORT", 8080, low=1, high=65535),
             # Without a notification for this long, read anyway: it proves the connection is alive.

@@ -7,6 +7,7 @@ import re
 import secrets
 import socket
 import time
+from urllib.parse import parse_qsl
 
 import redis
 from flask import Flask, Response, g, render_template, request
@@ -19,8 +20,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
-from voting_contract.wire import OPTIONS, Vote, enqueue_script
+from voting_contract.wire import Vote
 
+from .ballot_box import BallotBox
+from .cookies import CookieWriter
 from .origin import cross_site
 from .settings import Settings
 
@@ -73,7 +76,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         # and the voter could be told "not recorded" about a vote that was.
         socket_connect_timeout=0.5, socket_timeout=1.0, retry=Retry(NoBackoff(), 0),
     )
-    push = enqueue_script(client)
+    push = BallotBox(client).push
+    cookies = CookieWriter(COOKIE_MAX_AGE)
     hostname = socket.gethostname()
     redis_was_up: bool | None = None
 
@@ -87,22 +91,23 @@ def create_app(settings: Settings | None = None) -> Flask:
             log.warning("redis stopped answering: %s", exc)
         redis_was_up = up
 
-    # A ballot page depends only on the voter's choice: there are three of them, rendered once.
+    # A ballot page depends only on the voter's choice (none, or one of the options, just cast
+    # or not): a handful of pages, each rendered once.
     pages: dict[str | None, str] = {}
 
     def ballot(choice: str | None, *, just_cast: bool = False) -> Response:
         key = f"{choice}:cast" if just_cast else choice
         if key not in pages:
-            notice = f"Your vote for {settings.options.label(choice)} is in." if just_cast else None
+            notice = f"Your vote for {settings.ballot.label(choice)} is in." if just_cast and choice else None
             pages[key] = render_template(
-                "index.html", options=settings.options, choice=choice, hostname=hostname, notice=notice
+                "index.html", ballot=settings.ballot, choice=choice, hostname=hostname, notice=notice
             )
         return Response(pages[key], mimetype="text/html")
 
     @app.get("/")
     def show():
         choice = request.cookies.get(CHOICE_COOKIE)
-        return ballot(choice if choice in OPTIONS else None)
+        return ballot(choice if choice in settings.ballot else None)
 
     @app.post("/")
     def cast():
@@ -115,9 +120,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                         request.headers.get("Origin") or request.headers.get("Referer"))
             return error_page(403, "Your vote was not counted: this vote came from another site, not from "
                                    "this ballot. If you meant to vote, go back to the ballot and choose there.")
-        choice = request.form.get("vote")
-        if choice not in OPTIONS:
-            return error_page(400, "That is not a choice on this ballot: pick one of the two buttons.")
+        choice = form_choice()
+        if choice not in settings.ballot:
+            return error_page(400, "That is not a choice on this ballot: pick one of the buttons.")
         voter_id = g.voter_id
         try:
             push(Vote(voter_id=voter_id, vote=choice, ts=round(time.time(), 3)))
@@ -133,8 +138,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         saw_redis(True)
         VOTES_CAST.labels(choice).inc()
         response = ballot(choice, just_cast=True)
-        response.set_cookie(CHOICE_COOKIE, choice, max_age=COOKIE_MAX_AGE, samesite="Lax",
-                            secure=request.is_secure, httponly=True)
+        response.headers.add("Set-Cookie", cookies.value(CHOICE_COOKIE, choice, request.is_secure))
         return response
 
     @app.get("/healthz")
@@ -157,8 +161,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         body, content_type = exposition()
         return Response(body, content_type=content_type)
 
+    def form_choice() -> str | None:
+        """The form's `vote` field. A browser's ballot sends a short urlencoded body, which
+        parse_qsl reads at a quarter of the cost of werkzeug's general form parser."""
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return request.form.get("vote")
+        text = request.get_data().decode("utf-8", "replace")  # MAX_CONTENT_LENGTH still applies
+        return next((value for key, value in parse_qsl(text, keep_blank_values=True) if key == "vote"), None)
+
     def error_page(status: int, message: str) -> Response:
-        page = render_template("error.html", status=status, message=message, options=settings.options)
+        page = render_template("error.html", status=status, message=message, ballot=settings.ballot)
         return Response(page, status=status, mimetype="text/html")
 
     @app.errorhandler(HTTPException)
@@ -181,15 +193,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
+
+    @app.before_request
+    def assign_voter_id():
+        """The voter's id from their cookie, or a new random one (the after_request hook sets the cookie).
+
+        Only the ballot's two pages know voters: /healthz, /metrics and the rest skip the work."""
+        if request.endpoint not in ("show", "cast"):
+            return
         voter_id = request.cookies.get(VOTER_COOKIE, "")
         g.new_voter = not VOTER_ID.fullmatch(voter_id)
         g.voter_id = secrets.token_hex(16) if g.new_voter else voter_id
 
     @app.after_request
     def finish(response: Response) -> Response:
-        if g.get("new_voter") and request.endpoint in ("show", "cast"):
-            response.set_cookie(VOTER_COOKIE, g.voter_id, max_age=COOKIE_MAX_AGE, httponly=True,
-                                samesite="Lax", secure=request.is_secure)
+        if g.get("new_voter"):
+            response.headers.add("Set-Cookie", cookies.value(VOTER_COOKIE, g.voter_id, request.is_secure))
         response.headers.update(HEADERS)
         if "started" in g:
             endpoint = request.endpoint or "unknown"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import orjson
@@ -12,12 +13,13 @@ from voting_contract.wire import MalformedMessage, Vote, decode
 @dataclass(frozen=True)
 class DeadLetter:
     raw: bytes
-    reason: str
+    reason: str  # a fixed word, the metric's label
+    detail: str = ""  # what exactly: 'vote "d" is not on the ballot (a, b, c)'
 
     def to_json(self, worker_id: str, at: float) -> str:
         return orjson.dumps(
-            {"reason": self.reason, "message": self.raw.decode("utf-8", "backslashreplace"),
-             "worker": worker_id, "at": at},
+            {"reason": self.reason, "detail": self.detail or self.reason,
+             "message": self.raw.decode("utf-8", "backslashreplace"), "worker": worker_id, "at": at},
         ).decode()
 
 
@@ -49,16 +51,19 @@ def supersedes(new: Vote, old: Vote) -> bool:
     return True
 
 
-def plan_batch(messages: list[bytes]) -> Plan:
-    """Decode messages in queue order, keep each voter's latest vote, set the bad ones aside."""
+def plan_batch(messages: list[bytes], ids: Collection[str]) -> Plan:
+    """Decode messages in queue order, keep each voter's latest vote, set the bad ones aside.
+
+    `ids` are the ballot's option ids: a vote for anything else is dead-lettered.
+    """
     latest: dict[str, Vote] = {}
     dead: list[DeadLetter] = []
     valid = 0
     for raw in messages:
         try:
-            vote = decode(raw)
+            vote = decode(raw, ids)
         except MalformedMessage as exc:
-            dead.append(DeadLetter(raw, exc.reason))
+            dead.append(DeadLetter(raw, exc.reason, exc.detail))
             continue
         valid += 1
         old = latest.get(vote.voter_id)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 
 import psycopg
 import redis
@@ -38,6 +39,23 @@ class Backoff:
         return current * random.uniform(0.5, 1.0)
 
 
+@dataclass(frozen=True)
+class BatchBeingWritten:
+    """A batch handed to the writer thread: acknowledged in Redis (`key`) once `written` says True."""
+
+    written: Future[bool]
+    key: str
+    plan: Plan
+    size: int
+
+
+class Dependency:
+    """Redis or PostgreSQL: its name for logs and metrics, the errors that mean it is away, and whether it answered."""
+
+    def __init__(self, name: str, errors: tuple[type[Exception], ...]) -> None:
+        self.name, self.errors, self.up = name, errors, False
+
+
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -49,95 +67,103 @@ class Worker:
         self.store = Store(settings.postgres)
         self.stop = threading.Event()
         self.last_loop = time.monotonic()
-        self.redis_ok = False
-        self.postgres_ok = False
+        self.redis_dep = Dependency("redis", (redis.RedisError,))
+        self.postgres_dep = Dependency("postgres", (psycopg.OperationalError,))
+        self.ids = settings.ballot.ids  # a vote for any other id is dead-lettered
         self._next_reclaim = 0.0
-        self._unsettled = True  # a previous life may have left batches in Redis
+        # Whether Redis may hold batches of ours that nobody will acknowledge: at start (a previous
+        # life's), and after a Redis error (a batch taken whose reply was lost). Cleared by a clean step.
+        self._must_recover = True
         # One writer thread: PostgreSQL works on batch n while this thread reads batch n+1.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-writer")
-        self.in_flight: tuple[Future, str, Plan, int] | None = None
+        self.being_written: BatchBeingWritten | None = None
 
     # -- probes -----------------------------------------------------------------------
     def alive(self) -> bool:
         return time.monotonic() - self.last_loop < STUCK_AFTER_SECONDS
 
     def ready(self) -> bool:
-        return self.redis_ok and self.postgres_ok and not self.stop.is_set()
+        return self.redis_dep.up and self.postgres_dep.up and not self.stop.is_set()
 
-    def _turned(self) -> None:
+    def _mark_alive(self) -> None:
+        """Liveness only: the loop is still turning (or still patiently waiting out an outage)."""
         self.last_loop = time.monotonic()
         metrics.LAST_LOOP.set_to_current_time()
 
     # -- retries ----------------------------------------------------------------------
     def _keepalive(self) -> None:
         """While waiting on a dependency: stay live, and keep the batch in hand ours."""
-        self._turned()
+        self._mark_alive()
         try:
             self.queue.beat()
             metrics.QUEUE_DEPTH.set(self.queue.depth())  # votes pile up while PostgreSQL is away
         except redis.RedisError:
             pass  # Redis itself is down: nobody can reclaim the batch meanwhile
 
-    def _retry(self, dependency: str, action: Callable[[], object], errors: tuple[type[Exception], ...]) -> bool:
+    def _retry(self, dependency: Dependency, action: Callable[[], object]) -> bool:
         """Run `action` until it succeeds; False if asked to stop while the dependency is down."""
         backoff = Backoff()
         while True:
             try:
                 action()
-            except errors as exc:
-                setattr(self, f"{dependency}_ok", False)
-                metrics.RETRIES.labels(dependency).inc()
+            except dependency.errors as exc:
+                dependency.up = False
+                metrics.RETRIES.labels(dependency.name).inc()
                 if self.stop.is_set():
                     return False
                 delay = backoff.delay()
-                log.warning("%s unavailable (%s); retrying in %.1fs", dependency, exc, delay)
+                log.warning("%s unavailable (%s); retrying in %.1fs", dependency.name, exc, delay)
                 self._keepalive()
                 self.stop.wait(delay)
                 continue
-            setattr(self, f"{dependency}_ok", True)
+            dependency.up = True
             return True
 
     # -- the loop ---------------------------------------------------------------------
     def _write(self, plan: Plan) -> bool:
         """In the writer thread: the batch into PostgreSQL, waiting out an outage."""
-        return self._retry("postgres", lambda: self.store.write(plan), (psycopg.OperationalError,))
+        return self._retry(self.postgres_dep, lambda: self.store.write(plan))
 
     def _acknowledge(self, key: str, plan: Plan, count: int) -> None:
         committed_at = time.time()
         dead = [d.to_json(self.settings.worker_id, committed_at) for d in plan.dead]
-        self._retry("redis", lambda: self.queue.ack(key, dead), (redis.RedisError,))
+        self._retry(self.redis_dep, lambda: self.queue.ack(key, dead))
         metrics.BATCH_SIZE.observe(count)
         metrics.PROCESSED.inc(plan.valid)
         for d in plan.dead:
             metrics.DEAD_LETTERED.labels(d.reason).inc()
-            log.warning("dead-lettered a message: %s", d.reason)
+            log.warning("dead-lettered a message: %s", d.detail or d.reason)
         oldest = plan.oldest_ts
         if oldest is not None:
             metrics.LAG.observe(max(0.0, committed_at - oldest))
 
     def _settle(self) -> None:
         """Wait for the batch being written; acknowledge it once it is committed."""
-        future, key, plan, count = self.in_flight
+        batch = self.being_written
+        if batch is None:
+            return
         while True:
             try:
-                written = future.result(timeout=0.5)
+                written = batch.written.result(timeout=0.5)
                 break
             except FutureTimeout:
                 self._keepalive()
-        self.in_flight = None
+        self.being_written = None
         if written:
-            self._acknowledge(key, plan, count)
+            self._acknowledge(batch.key, batch.plan, batch.size)
         # else: stopping with PostgreSQL down; the batch stays in Redis for a successor
 
-    def step(self) -> int:
+    # pipeline_step() moves one batch along (take n+1, settle n, start writing n+1); run() calls recover_then_step(),
+    # which first recover()s while _must_recover says Redis may hold batches of ours; _mark_alive() only feeds liveness.
+    def pipeline_step(self) -> int:
         """Take and decode the next batch while the previous one is written; return its size.
 
         The write of batch n overlaps the reading of batch n+1, and batch n is acknowledged
         (removed from Redis) only after its commit.
         """
-        self._turned()
+        self._mark_alive()
         self.queue.beat()
-        self.redis_ok = True
+        self.redis_dep.up = True
         now = time.monotonic()
         if now >= self._next_reclaim:
             self._next_reclaim = now + self.settings.heartbeat_seconds / 2
@@ -148,46 +174,47 @@ class Worker:
                 metrics.RECLAIMED.inc(moved)
                 log.info("moved %d messages of a dead worker back to the queue", moved)
         # Wait for new votes only when nothing is being written.
-        batch = self.queue.take(self.settings.batch_size, 0 if self.in_flight else self.settings.block_seconds)
-        plan = plan_batch(batch[1]) if batch else None
-        if self.in_flight:
+        batch = self.queue.take(self.settings.batch_size, 0 if self.being_written else self.settings.block_seconds)
+        plan = plan_batch(batch[1], self.ids) if batch else None
+        if self.being_written:
             self._settle()
-        if batch is None:
+        if batch is None or plan is None:
             metrics.QUEUE_DEPTH.set(self.queue.depth())
             return 0
-        self.in_flight = (self.writer.submit(self._write, plan), batch[0], plan, len(batch[1]))
-        return len(batch[1])
+        key, items = batch
+        self.being_written = BatchBeingWritten(self.writer.submit(self._write, plan), key, plan, len(items))
+        return len(items)
 
     def recover(self) -> None:
         """Write and acknowledge every batch of ours still in Redis.
 
         At start, what a previous life left; after a Redis error, a batch whose reply was lost.
         """
-        if self.in_flight:
+        if self.being_written:
             self._settle()
         for key, items in self.queue.unfinished():
-            plan = plan_batch(items)
+            plan = plan_batch(items, self.ids)
             log.info("finishing %d messages a previous life of this worker took", len(items))
             if self._write(plan):
                 self._acknowledge(key, plan, len(items))
 
-    def _turn(self) -> None:
-        """One step; first, after a start or a Redis error, finish what Redis still holds of ours."""
-        if self._unsettled:
+    def recover_then_step(self) -> None:
+        """One pipeline step; first, after a start or a Redis error, finish what Redis still holds of ours."""
+        if self._must_recover:
             self.recover()
         # Cleared only when the step completes: a batch may be taken whose reply never came.
-        self._unsettled = True
-        self.step()
-        self._unsettled = False
+        self._must_recover = True
+        self.pipeline_step()
+        self._must_recover = False
 
     def run(self) -> int:
-        log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d", self.settings.worker_id,
+        log.info("worker %s starting: redis %s:%d, postgres %s:%d, batches of %d, ballot %s", self.settings.worker_id,
                  self.settings.redis.host, self.settings.redis.port, self.settings.postgres.host,
-                 self.settings.postgres.port, self.settings.batch_size)
-        self._retry("postgres", self.store.ping, (psycopg.OperationalError,))
+                 self.settings.postgres.port, self.settings.batch_size, self.settings.ballot.text())
+        self._retry(self.postgres_dep, self.store.ping)
         while not self.stop.is_set():
-            self._retry("redis", self._turn, (redis.RedisError,))
-        if self.in_flight:
+            self._retry(self.redis_dep, self.recover_then_step)
+        if self.being_written:
             self._settle()
         self.writer.shutdown()
         try:

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from voting_contract.ballot import Ballot
 from voting_contract.settings import PostgresSettings, RedisSettings, env_float, env_int, env_str
 
 
@@ -14,6 +15,7 @@ from voting_contract.settings import PostgresSettings, RedisSettings, env_float,
 class Settings:
     redis: RedisSettings
     postgres: PostgresSettings
+    ballot: Ballot
     worker_id: str
     batch_size: int
     host: str
@@ -27,6 +29,7 @@ class Settings:
         return cls(
             redis=RedisSettings.from_env(env),
             postgres=PostgresSettings.from_env(env),
+            ballot=Ballot.from_env(env),
             # In a pod the hostname is the pod name and the pid is 1, so a restarted container
             # takes its own unfinished batch back at once; elsewhere others reclaim it later.
             worker_id=env_str(env, "WORKER_ID", f"{socket.gethostname()}-{os.getpid()}", max_length=200),

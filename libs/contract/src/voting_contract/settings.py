@@ -102,18 +102,3 @@ class PostgresSettings:
             host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.database,
             connect_timeout=connect_timeout, application_name=application_name,
         )
-
-
-@dataclass(frozen=True)
-class Options:
-    """The labels of the two choices, `a` and `b`."""
-
-    a: str
-    b: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Options:
-        return cls(a=env_str(env, "OPTION_A", "Cats", max_length=64), b=env_str(env, "OPTION_B", "Dogs", max_length=64))
-
-    def label(self, option: str) -> str:
-        return {"a": self.a, "b": self.b}[option]

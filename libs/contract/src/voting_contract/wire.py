@@ -1,6 +1,7 @@
 """Queue messages: the Redis LIST `votes` of JSON objects, pushed right, popped left.
 
-The classic demo's message is {"voter_id": "...", "vote": "a"|"b"}. Ours adds two fields the
+The classic demo's message is {"voter_id": "...", "vote": "a"|"b"}; `vote` is one of the ballot's
+ids (`a`, `b`, ... as `BALLOT` configures them). Ours adds two fields the
 classic consumers ignore: `seq`, a number Redis assigns that grows with every vote, so that a
 voter's latest vote wins even when several workers commit out of order; and `ts`, the enqueue
 time in Unix seconds, for the worker's lag metric.
@@ -9,6 +10,7 @@ time in Unix seconds, for the worker's lag metric.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
@@ -16,7 +18,6 @@ import orjson
 QUEUE = "votes"
 DEAD_LETTER = "votes:dead"
 SEQ_COUNTER = "votes:seq"
-OPTIONS = ("a", "b")
 MAX_MESSAGE_BYTES = 1024
 MAX_VOTER_ID_LENGTH = 255  # the width of votes.id
 
@@ -38,9 +39,10 @@ return seq
 class MalformedMessage(ValueError):
     """A queue message that can never become a row; `reason` says why."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason  # a short fixed word: a metric label
+        self.detail = detail or reason  # for people: names the offending value
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,8 @@ def is_valid_voter_id(value: object) -> bool:
     return type(value) is str and 0 < len(value) <= MAX_VOTER_ID_LENGTH and value.isprintable()
 
 
-def decode(raw: bytes | str) -> Vote:
-    """Parse one queue message, or raise MalformedMessage with a short reason.
+def decode(raw: bytes | str, ids: Collection[str]) -> Vote:
+    """Parse one queue message whose vote is one of the ballot's `ids`, or raise MalformedMessage.
 
     This runs once per vote in the worker's hot loop, so it checks exact types rather than
     going through a schema library.
@@ -83,8 +85,9 @@ def decode(raw: bytes | str) -> Vote:
     if not is_valid_voter_id(voter_id):
         raise MalformedMessage("bad-voter-id")
     vote = body.get("vote")
-    if type(vote) is not str or vote not in OPTIONS:
-        raise MalformedMessage("unknown-vote")
+    if type(vote) is not str or vote not in ids:
+        raise MalformedMessage("unknown-vote", f"vote {orjson.dumps(vote).decode()[:40]} is not on the ballot "
+                                               f"({', '.join(ids)})")
     seq = body.get("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
         raise MalformedMessage("bad-seq")

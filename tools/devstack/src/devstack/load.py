@@ -18,6 +18,8 @@ import redis
 
 from voting_contract.wire import QUEUE, Vote, enqueue_script
 
+from .truth import BALLOT
+
 
 def push_votes(client: redis.Redis, votes: Iterable[tuple[str, str]], chunk: int | None = 2000) -> dict[str, str]:
     """Push (voter, choice) pairs as the vote service pushes them (its numbering script), pipelined
@@ -43,7 +45,7 @@ def queue_votes(client: redis.Redis, voters: int, votes: int, rng: random.Random
 
     Every voter votes once, the rest are changes of mind; returns each voter's last choice.
     """
-    pairs = [(f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}", rng.choice("ab"))
+    pairs = [(f"{prefix}{i % voters}" if i < voters else f"{prefix}{rng.randrange(voters)}", rng.choice(BALLOT.ids))
              for i in range(votes)]
     return push_votes(client, pairs, chunk)
 
@@ -163,7 +165,7 @@ class VoteStream:
                 voter_id = client.cookies.get("voter_id")
                 if voter_id in self.truth and rng.random() > self.change_rate:
                     continue  # most people vote once
-                choice = rng.choice("ab")
+                choice = rng.choice(BALLOT.ids)
                 sent = time.monotonic()
                 idle = round(sent - answered[n], 3) if n in answered else None
                 try:

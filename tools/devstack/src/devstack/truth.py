@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import collections
+import os
 from dataclasses import dataclass, field
 
 import psycopg
 
-BALLOT = ("a", "b")
+from voting_contract.ballot import Ballot
+
+# The ballot of the services this process starts: they inherit its environment (BALLOT, or the
+# classic OPTION_A/OPTION_B) and read it with the same parser. Load, drills and bench vote on its ids.
+BALLOT = Ballot.from_env(os.environ)
 
 
 @dataclass
@@ -105,7 +110,7 @@ class Audit:
         return f"tallies {self.tallies} != the rows' own count {self.rows_tallied}"
 
     def _off(self) -> str | None:
-        return f"{self.off_ballot} rows neither a nor b" if self.off_ballot else None
+        return f"{self.off_ballot} rows not on the ballot ({', '.join(BALLOT.ids)})" if self.off_ballot else None
 
     def losses(self) -> list[str]:
         """Acknowledged votes missing, or overtaken by an older one."""

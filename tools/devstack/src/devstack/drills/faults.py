@@ -221,7 +221,7 @@ def websocket_viewers(lab: Lab, *, viewers: int = 500, phase: float = 20.0, vote
     vote = lab.launch(stack.vote(redis_env(rs), workers=2))
     worker = lab.launch(stack.worker(redis_env(rs), pg.env, extra=WORKER_FAST))
     recheck = 5.0
-    result = lab.launch(stack.result(pg.env, extra={"HTTP_WORKERS": "1", "RESULT_RECHECK_SECONDS": str(recheck)}))
+    result = lab.launch(stack.result(pg.env, extra={"RESULT_RECHECK_SECONDS": str(recheck)}))
     ws_url = f"ws://127.0.0.1:{result.port}/ws"
     stream = VoteStream(vote.url, voters=voters, threads=2, seed=seed).start()
     phases = []

@@ -14,11 +14,13 @@ import httpx
 import psycopg
 import redis
 
+from voting_contract.ballot import NOT_ON_BALLOT
 from voting_contract.wire import DEAD_LETTER, QUEUE, decode
 
 from .. import stack
 from .lab import WORKER_FAST, Lab, redis_env
 from .row import Row, judge
+from ..truth import BALLOT
 from .traffic import drain, metric
 
 
@@ -42,9 +44,9 @@ def hostile_request(rng: random.Random) -> dict:
     if rng.random() < 0.6:
         cookies["voter_id"] = rng.choice([*HOSTILE, random_text(rng, rng.randrange(60)), "0" * 32, "A" * 32])
     if rng.random() < 0.3:
-        cookies["vote"] = rng.choice([*HOSTILE, "a", "b", "c"])
+        cookies["vote"] = rng.choice([*HOSTILE, *BALLOT.ids, NOT_ON_BALLOT])
     if kind == 0:
-        return {"method": "POST", "url": "/", "data": {"vote": rng.choice(HOSTILE + ["a", "b", "A", " a"])},
+        return {"method": "POST", "url": "/", "data": {"vote": rng.choice([*HOSTILE, *BALLOT.ids, "A", " a"])},
                 "cookies": cookies}
     if kind == 1:
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 6000)))
@@ -53,7 +55,7 @@ def hostile_request(rng: random.Random) -> dict:
         return {"method": "POST", "url": "/", "content": body, "headers": headers, "cookies": cookies}
     if kind == 2:
         fields = {random_text(rng, rng.randrange(1, 20)): random_text(rng, rng.randrange(50)) for _ in range(5)}
-        fields["vote"] = rng.choice(["a", "b", random_text(rng, 3)])
+        fields["vote"] = rng.choice([*BALLOT.ids, random_text(rng, 3)])
         return {"method": "POST", "url": "/", "data": fields, "cookies": cookies}
     if kind == 3:
         return {"method": "POST", "url": "/", "files": {"vote": ("v.txt", b"a")}, "cookies": cookies}
@@ -86,7 +88,7 @@ def cross_site_posts(url: str, port: int, client: redis.Redis, count: int, rng: 
     before = client.llen(QUEUE)
     with httpx.Client(base_url=url, timeout=10) as http:
         for _ in range(count):
-            response = http.post("/", data={"vote": rng.choice("ab")}, headers=cross_site_headers(rng, port))
+            response = http.post("/", data={"vote": rng.choice(BALLOT.ids)}, headers=cross_site_headers(rng, port))
             statuses[response.status_code] += 1
             said_why += "came from another site" in response.text
     return dict(statuses), said_why, client.llen(QUEUE) - before
@@ -122,8 +124,8 @@ def bad_http_input(lab: Lab, *, requests: int = 2000, seed: int = 7) -> Row:
             reflected += sum(1 for h in HOSTILE[:2] if h in text)
     cross = max(requests // 10, 20)
     cross_statuses, said_why, cross_queued = cross_site_posts(vote.url, vote.port, client, cross, rng)
-    messages = [decode(m) for m in client.lrange(QUEUE, 0, -1)]
-    off_ballot = [m for m in messages if m.vote not in ("a", "b") or not re.fullmatch(r"[0-9a-f]{32}", m.voter_id)]
+    messages = [decode(m, BALLOT.ids) for m in client.lrange(QUEUE, 0, -1)]
+    off_ballot = [m for m in messages if m.vote not in BALLOT or not re.fullmatch(r"[0-9a-f]{32}", m.voter_id)]
     alive = vote.running() and stack.http_status(vote.url + "/healthz") == 200
     log = vote.log_path.read_text(errors="replace") if vote.log_path else ""
     worker_restarts = len(re.findall(r"Booting worker", log)) - 2
@@ -162,12 +164,12 @@ def hostile_message(rng: random.Random) -> bytes:
     if kind == 1:
         return random_text(rng, rng.randrange(0, 200)).encode("utf-8", "surrogatepass")
     body: dict = {"voter_id": rng.choice([*HOSTILE, f"m{rng.randrange(10**6)}", None, 7, ["x"], {"a": 1}]),
-                  "vote": rng.choice(["a", "b", "c", "", None, 1, ["a"], "A", "<script>"])}
+                  "vote": rng.choice([*BALLOT.ids, NOT_ON_BALLOT, "", None, 1, ["a"], "A", "<script>"])}
     if kind == 2:
         body["seq"] = rng.choice([-1, 0, 2**63, 2**64, 1.5, "1", True, None, 10 ** rng.randrange(1, 30)])
     if kind == 3:
         # A well-formed vote with one hostile number, e.g. an integer too large for a float.
-        body = {"voter_id": f"n{rng.randrange(10**6)}", "vote": rng.choice("ab")}
+        body = {"voter_id": f"n{rng.randrange(10**6)}", "vote": rng.choice(BALLOT.ids)}
         field_ = rng.choice(["ts", "seq"])
         if rng.random() < 0.5:
             body[field_] = rng.choice([1, -1]) * 10 ** rng.randrange(300, 400)
@@ -192,7 +194,7 @@ def bad_queue_input(lab: Lab, *, messages: int = 2000, seed: int = 8) -> Row:
     batch = []
     for i, message in enumerate(raw):
         batch.append(message)
-        voter, choice = f"good{i}", rng.choice("ab")
+        voter, choice = f"good{i}", rng.choice(BALLOT.ids)
         batch.append(json.dumps({"voter_id": voter, "vote": choice}).encode())
         truth[voter] = choice
     client.rpush(QUEUE, *batch)
@@ -201,14 +203,14 @@ def bad_queue_input(lab: Lab, *, messages: int = 2000, seed: int = 8) -> Row:
     reasons = collections.Counter(json.loads(m)["reason"] for m in client.lrange(DEAD_LETTER, 0, -1))
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         rows = dict(conn.execute("SELECT id, vote FROM votes").fetchall())
-        bad_rows = conn.execute("SELECT count(*) FROM votes WHERE vote NOT IN ('a', 'b')").fetchone()[0]
+        bad_rows = conn.execute("SELECT count(*) FROM votes WHERE vote <> ALL(%s)", (list(BALLOT.ids),)).fetchone()[0]
     good_lost = sum(1 for v, c in truth.items() if rows.get(v) != c)
     accounted = dead + int(metric(worker.url, "worker_votes_processed_total")) if worker.running() else dead
     if not worker.running():
         problems.append(f"the worker died (exit {worker.proc.returncode}); its log ends: "
                         f"{worker.log_path.read_text(errors='replace').strip().splitlines()[-1][:200]}")
     if bad_rows:
-        problems.append(f"{bad_rows} rows that are neither a nor b")
+        problems.append(f"{bad_rows} rows not on the ballot")
     if good_lost:
         problems.append(f"{good_lost} good votes between the bad ones not counted")
     if worker.running() and accounted != len(batch):
@@ -217,7 +219,7 @@ def bad_queue_input(lab: Lab, *, messages: int = 2000, seed: int = 8) -> Row:
     return judge(
         f"bad queue messages x{messages}",
         f"{messages} random hostile messages (bytes, JSON of every shape, huge numbers) between {messages} good votes",
-        f"{dead} dead letters {dict(reasons.most_common(6))}; {len(rows)} rows, {bad_rows} not a/b; "
+        f"{dead} dead letters {dict(reasons.most_common(6))}; {len(rows)} rows, {bad_rows} off the ballot; "
         f"{good_lost} good votes lost; worker alive: {'yes' if worker.running() else 'NO'}",
         problems, {"sent": len(batch), "dead_letters": dead, "reasons": dict(reasons), "rows": len(rows),
                    "bad_rows": bad_rows, "good_lost": good_lost, "worker_alive": worker.running()},
@@ -309,6 +311,7 @@ MISCONFIGURATIONS = [
     ("worker", {"POSTGRES_PORT": "5432x"}, "POSTGRES_PORT"),
     ("worker", {"WORKER_BATCH_SIZE": "-5"}, "WORKER_BATCH_SIZE"),
     ("worker", {"METRICS_PORT": "nine"}, "METRICS_PORT"),
+    ("worker", {"BALLOT": "a=Cats,a=Dogs"}, "BALLOT"),
     ("result", {"POSTGRES_DB": None}, "POSTGRES_DB"),
     ("result", {"RESULT_RECHECK_SECONDS": "soon"}, "RESULT_RECHECK_SECONDS"),
     ("result", {"OPTION_A": "tab\there"}, "OPTION_A"),
@@ -319,7 +322,7 @@ def misconfigured(lab: Lab, *, cases: list[tuple[str, dict, str]] = MISCONFIGURA
     """Each service refuses to start on a missing or malformed variable, and names it."""
     problems = []
     passed = 0
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "OPTION_"))}
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "OPTION_", "BALLOT"))}
     for service, change, name in cases:
         builders = {"vote": lambda: stack.vote(REDIS_SAMPLE), "worker": lambda: stack.worker(REDIS_SAMPLE, PG_SAMPLE),
                     "result": lambda: stack.result(PG_SAMPLE)}

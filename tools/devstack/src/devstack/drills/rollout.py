@@ -19,7 +19,7 @@ from voting_contract.wire import QUEUE
 
 from .. import stack
 from ..load import VoteStream, run_threads, stop_threads
-from ..truth import audit
+from ..truth import BALLOT, audit
 from .lab import WORKER_FAST, Lab, redis_env
 from .row import Row, judge
 from .traffic import Viewers, drain, in_hand, missed, missed_text, surge
@@ -167,7 +167,7 @@ def rollout_vote(lab: Lab, *, slow: int = 6, voters: int = 300, seed: int = 7) -
     truth: dict[str, str] = {}
     try:
         stream.wait_for(100)
-        choices = [rng.choice("ab") for _ in range(slow)]
+        choices = [rng.choice(BALLOT.ids) for _ in range(slow)]
         pending = [slow_post(vote.port, c) for c in choices]
         time.sleep(0.5)  # the service has accepted them and is reading their bodies
         failed_before = stream.failed + stream.refused

@@ -18,6 +18,7 @@ from worker.queue import PROCESSING_PREFIX
 from .. import stack
 from ..stack import metric  # noqa: F401 (the drills' name for it)
 from ..load import VoteStream, push_votes, reasons_text, wait_drained
+from ..truth import BALLOT
 
 
 def surge(client: redis.Redis, voters: int, prefix: str, rng: random.Random) -> tuple[dict[str, str], set[str]]:
@@ -26,7 +27,7 @@ def surge(client: redis.Redis, voters: int, prefix: str, rng: random.Random) -> 
     A vote counts as acknowledged when Redis answered the script, as the vote service answers
     2xx only then. If the pipeline breaks, its voters are unknown: not owed, not extra.
     """
-    choices = {f"{prefix}{i}": rng.choice("ab") for i in range(voters)}
+    choices = {f"{prefix}{i}": rng.choice(BALLOT.ids) for i in range(voters)}
     try:
         return push_votes(client, choices.items(), chunk=None), set()
     except redis.RedisError:
@@ -87,7 +88,7 @@ class Backlog:
             except redis.RedisError:
                 time.sleep(0.05)
                 continue
-            votes = [(f"{self.prefix}{self.rng.randrange(self.voters)}", self.rng.choice("ab"))
+            votes = [(f"{self.prefix}{self.rng.randrange(self.voters)}", self.rng.choice(BALLOT.ids))
                      for _ in range(self.chunk)]
             try:
                 self.truth.update(push_votes(self.client, votes, chunk=None))

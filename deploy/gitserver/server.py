@@ -1,9 +1,11 @@
-"""Serve the bare repositories under one folder over git's smart HTTP protocol.
+"""Serve the bare repositories under one folder over git's smart HTTP protocol, fetch and push.
 
 `git http-backend` does the protocol; this file only turns HTTP requests into its CGI calls,
-so Argo CD's repo-server can clone from inside the kind cluster.
+so Argo CD's repo-server clones from inside the kind cluster exactly as from a forge, and
+scripts/cluster.sh pushes through a port-forward. Pushes need no login: the Service is
+reached only from Argo CD's namespace (networkpolicy.yaml) and through the Kubernetes API.
 
-    python server.py ROOT PORT
+    python server.py ROOT PORT [REPOSITORY.git ...]   # creates each named repository if missing
 """
 
 from __future__ import annotations
@@ -13,6 +15,29 @@ import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+
+# As environment variables, so no config file needs a writable home.
+GIT_CONFIG = {
+    "GIT_CONFIG_COUNT": "3",
+    # Files written by another uid (a volume, a test's temp folder) are trusted anyway.
+    "GIT_CONFIG_KEY_0": "safe.directory",
+    "GIT_CONFIG_VALUE_0": "*",
+    # http-backend refuses anonymous pushes unless told otherwise.
+    "GIT_CONFIG_KEY_1": "http.receivepack",
+    "GIT_CONFIG_VALUE_1": "true",
+    # CI checks out one commit without its history; its push must still be accepted.
+    "GIT_CONFIG_KEY_2": "receive.shallowUpdate",
+    "GIT_CONFIG_VALUE_2": "true",
+}
+
+
+def init_bare(root: str, name: str) -> None:
+    """Create an empty bare repository whose default branch is main, unless one is there."""
+    path = os.path.join(root, name)
+    if not os.path.isdir(os.path.join(path, "objects")):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **GIT_CONFIG}
+        subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", path], env=env, check=True)
 
 
 class GitHandler(BaseHTTPRequestHandler):
@@ -44,10 +69,7 @@ class GitHandler(BaseHTTPRequestHandler):
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": self.project_root,
             "GIT_HTTP_EXPORT_ALL": "1",
-            # The image's files belong to root and the server runs as nobody: trust them anyway.
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": "safe.directory",
-            "GIT_CONFIG_VALUE_0": "*",
+            **GIT_CONFIG,
             "REQUEST_METHOD": self.command,
             "PATH_INFO": url.path,
             "QUERY_STRING": url.query,
@@ -79,8 +101,10 @@ class GitHandler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    root, port = sys.argv[1], int(sys.argv[2])
+    root, port, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     GitHandler.project_root = os.path.abspath(root)
+    for name in names:
+        init_bare(GitHandler.project_root, name)
     ThreadingHTTPServer(("0.0.0.0", port), GitHandler).serve_forever()  # noqa: S104 - a pod's own address
 
 
