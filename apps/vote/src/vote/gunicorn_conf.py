@@ -37,7 +37,8 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 _limit_malloc_arenas()
 # Longer than a proxy keeps an idle connection to us (prod's gateway: 60 s, in
-# overlays/prod/backendtrafficpolicy.yaml): if gunicorn closed it first, a vote the proxy sends on it at that instant would be lost, and a proxy never resends a POST.
+# overlays/prod/backendtrafficpolicy.yaml): if gunicorn closed it first, a vote the proxy
+# sends on it at that instant would be lost, and a proxy never resends a POST.
 keepalive = 75
 # The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
 graceful_timeout = 20
