@@ -163,12 +163,13 @@ CHILD_KINDS = {
     ("", "Service"): {("discovery.k8s.io", "EndpointSlice"), ("", "Endpoints")},
     ("keda.sh", "ScaledObject"): {("autoscaling", "HorizontalPodAutoscaler")},
     ("external-secrets.io", "ExternalSecret"): {("", "Secret")},
-    # cert-manager's ingress-shim makes a Certificate for an annotated Ingress, then its ACME chain.
-    ("networking.k8s.io", "Ingress"): {("cert-manager.io", "Certificate")},
+    # cert-manager's gateway-shim makes a Certificate for each TLS listener of an annotated Gateway,
+    # then its ACME chain; an HTTP-01 challenge is answered through an HTTPRoute on the Gateway.
+    ("gateway.networking.k8s.io", "Gateway"): {("cert-manager.io", "Certificate")},
     ("cert-manager.io", "Certificate"): {("cert-manager.io", "CertificateRequest"), ("", "Secret")},
     ("cert-manager.io", "CertificateRequest"): {("acme.cert-manager.io", "Order")},
     ("acme.cert-manager.io", "Order"): {("acme.cert-manager.io", "Challenge")},
-    ("acme.cert-manager.io", "Challenge"): {("", "Pod"), ("", "Service"), ("networking.k8s.io", "Ingress")},
+    ("acme.cert-manager.io", "Challenge"): {("", "Pod"), ("", "Service"), ("gateway.networking.k8s.io", "HTTPRoute")},
 }
 
 

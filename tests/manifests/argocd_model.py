@@ -23,7 +23,7 @@ two later changes it knows: the CronJob health check (3.2) and HPA metric failur
 | ScaledObject: Ready Healthy, Ready=False Degraded, Paused Suspended | `keda.sh/ScaledObject/health.lua` |
 | ExternalSecret, SecretStore, ClusterSecretStore: Ready Healthy, Ready=False Degraded | `external-secrets.io/<Kind>/health.lua` |
 | Certificate: Issuing Progressing, Ready Healthy; Issuer, ClusterIssuer: Ready Healthy | `cert-manager.io/<Kind>/health.lua` |
-| Gateway: Progressing until Programmed; HTTPRoute: ResolvedRefs=False Degraded, Accepted Healthy | `gateway.networking.k8s.io/<Kind>/health.lua` |
+| Gateway: Progressing until Programmed (an address), then a listener whose certificate Secret is missing Degraded (ResolvedRefs=False); HTTPRoute: Progressing until a parent reports, ResolvedRefs=False (a backend is missing) or Accepted=False (no such listener, no common hostname) Degraded, else Healthy; gateway.envoyproxy.io policies: no health check | `gateway.networking.k8s.io/<Kind>/health.lua`; cert-manager's gateway-shim makes a Certificate for each TLS listener of a Gateway annotated with an issuer, whatever the Gateway's health |
 | no health check: argoproj.io Application (removed in 1.8) and AppProject, TriggerAuthentication, ServiceMonitor, PodMonitor, PrometheusRule, ConfigMap, Secret, ... | argo-cd `docs/operator-manual/health.md`; no Lua file |
 
 The cold cluster it assumes: nothing has run yet. Every storage class binds on first
@@ -221,6 +221,7 @@ class Cluster:
         while changed:
             changed = False
             for obj in list(self.live.values()):
+                changed |= self.add_shim_certificates(obj)
                 if self.health(obj)[0] == "Healthy":
                     for made in self.makes(obj) - set(self.made):
                         self.made[made] = ref(obj)
@@ -312,7 +313,7 @@ class Cluster:
         return self._address()
 
     def _gateway(self, obj, spec):
-        return self._address("Programmed=False, ")
+        return gateway_health(self, obj, spec)
 
     def _target(self, target: dict) -> list[str]:
         return self.missing({(target.get("kind") or "Deployment", target.get("name"))})
@@ -357,13 +358,14 @@ class Cluster:
         return "Healthy", "Ready (an ACME HTTP-01 challenge is assumed reachable)"
 
     def _httproute(self, obj, spec):
-        parents = self.missing({("Gateway", p["name"]) for p in spec.get("parentRefs") or []})
-        if parents:
-            return "Progressing", "no parent has accepted it: " + "; ".join(parents)
-        backends = {(b.get("kind") or "Service", b["name"]) for r in spec.get("rules") or []
-                    for b in r.get("backendRefs") or []}
-        gone = self.missing(backends)
-        return ("Degraded", "ResolvedRefs=False: " + "; ".join(gone)) if gone else ("Healthy", "Accepted")
+        return httproute_health(self, obj, spec)
+
+    def add_shim_certificates(self, obj: dict) -> bool:
+        """Let cert-manager's gateway-shim create the Certificates of a live Gateway; True if it made one."""
+        made = [c for c in shim_certificates(obj) if key(c) not in self.live]
+        for cert in made:
+            self.live[key(cert)] = cert
+        return bool(made)
 
     def _apiservice(self, obj, spec):
         service = spec.get("service")
@@ -446,3 +448,80 @@ def simulate(objects: list[dict], *, load_balancer: bool = False, argocd: tuple[
         f"{t.ref} ({label(t.phase, t.wave)}) stays {status} ({why}): the sync finishes, the app is {app_health}"
         for t, (status, why) in counted if status != "Healthy"]
     return SyncResult(waves, finished, health, app_health, problems, warnings)
+
+
+# --- Gateway API (gateway.networking.k8s.io) and cert-manager's gateway-shim --------------------
+
+SHIM_ISSUERS = {"cert-manager.io/cluster-issuer": "ClusterIssuer", "cert-manager.io/issuer": "Issuer"}
+
+
+def shim_certificates(gateway: dict) -> list[dict]:
+    """The Certificates cert-manager's gateway-shim creates for a Gateway: one per TLS listener that
+    terminates with a hostname and a certificateRef, named and stored after that Secret.
+
+    Upstream: cert-manager `pkg/controller/certificate-shim/sync.go` (`buildCertificates`).
+    """
+    if gateway["kind"] != "Gateway":
+        return []
+    notes = gateway["metadata"].get("annotations") or {}
+    issuer = next(({"name": notes[a], "kind": k, "group": "cert-manager.io"} for a, k in SHIM_ISSUERS.items()
+                   if notes.get(a)), None)
+    certs = {}
+    for listener in (gateway.get("spec") or {}).get("listeners") or []:
+        tls = listener.get("tls") or {}
+        if issuer is None or not listener.get("hostname") or tls.get("mode", "Terminate") != "Terminate":
+            continue
+        for ref_ in tls.get("certificateRefs") or []:
+            if (ref_.get("kind") or "Secret") == "Secret" and not ref_.get("namespace"):
+                cert = certs.setdefault(ref_["name"], {
+                    "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                    "metadata": {"name": ref_["name"]},
+                    "spec": {"secretName": ref_["name"], "dnsNames": [], "issuerRef": issuer},
+                })
+                cert["spec"]["dnsNames"].append(listener["hostname"])
+    return list(certs.values())
+
+
+def gateway_health(cluster: Cluster, obj: dict, spec: dict) -> tuple[str, str]:
+    """Argo CD's Gateway check: Programmed (the controller has an address) first, then each listener's refs."""
+    status, why = cluster._address("Programmed=False, ")
+    if status != "Healthy":
+        return status, why
+    for listener in spec.get("listeners") or []:
+        for ref_ in (listener.get("tls") or {}).get("certificateRefs") or []:
+            secret = ("Secret", ref_["name"])
+            if cluster.exists(*secret):
+                continue
+            cert = cluster.live.get(("Certificate", ref_["name"]))
+            if cert is None:
+                reason = "no Certificate makes it (the Gateway names no cert-manager issuer in an annotation)"
+            else:
+                reason = "Certificate/{} is {}".format(ref_["name"], ": ".join(cluster.health(cert)))
+            return "Degraded", f"Listener {listener.get('name')}: ResolvedRefs=False: Secret/{ref_['name']} " \
+                               f"does not exist ({reason})"
+    return "Healthy", "Programmed: an address is assigned and every listener's certificate exists"
+
+
+def httproute_health(cluster: Cluster, obj: dict, spec: dict) -> tuple[str, str]:
+    """Argo CD's HTTPRoute check over the parents' conditions the Gateway controller would write."""
+    parents = spec.get("parentRefs") or []
+    gone = cluster.missing({("Gateway", p["name"]) for p in parents})
+    if gone:
+        return "Progressing", "no parent has accepted it (Waiting for HTTPRoute status): " + "; ".join(gone)
+    backends = {(b.get("kind") or "Service", b["name"]) for r in spec.get("rules") or []
+                for b in r.get("backendRefs") or []}
+    gone = cluster.missing(backends)
+    if gone:
+        return "Degraded", "ResolvedRefs=False: " + "; ".join(gone)
+    for parent in parents:
+        gateway = cluster.live[("Gateway", parent["name"])]
+        listeners = (gateway.get("spec") or {}).get("listeners") or []
+        if parent.get("sectionName"):
+            listeners = [x for x in listeners if x.get("name") == parent["sectionName"]]
+            if not listeners:
+                return "Degraded", f"Accepted=False: NoMatchingParent: Gateway/{parent['name']} has no listener " \
+                                   f"{parent['sectionName']}"
+        hosts = set(spec.get("hostnames") or [])
+        if hosts and not any(not x.get("hostname") or x["hostname"] in hosts for x in listeners):
+            return "Degraded", f"Accepted=False: NoMatchingListenerHostname: Gateway/{parent['name']}"
+    return "Healthy", "Accepted"

@@ -376,22 +376,21 @@ def service_port_problems(objects: list[dict]) -> list[str]:
     return problems
 
 
-def ingress_problems(objects: list[dict]) -> list[str]:
-    """Ingress backends name a rendered Service and one of its ports."""
+def route_problems(objects: list[dict]) -> list[str]:
+    """HTTPRoute backends name a rendered Service and one of its port numbers."""
     problems = []
-    for ing in (o for o in objects if o["kind"] == "Ingress"):
-        for rule in ing["spec"].get("rules", []):
-            for path in rule.get("http", {}).get("paths", []):
-                backend = path["backend"]["service"]
+    for route in (o for o in objects if o["kind"] == "HTTPRoute"):
+        for rule in route["spec"].get("rules", []):
+            for backend in rule.get("backendRefs") or []:
+                if backend.get("kind", "Service") != "Service":
+                    problems.append(f"{ref(route)}: backend {backend.get('kind')}/{backend['name']} is not a Service")
+                    continue
                 svc = find(objects, "Service", backend["name"])
                 if svc is None:
-                    problems.append(f"{ref(ing)}: backend Service {backend['name']} is not rendered")
-                    continue
-                port = backend["port"]
-                names = {p.get("name") for p in svc["spec"]["ports"]}
-                numbers = {p["port"] for p in svc["spec"]["ports"]}
-                if port.get("name") not in names and port.get("number") not in numbers:
-                    problems.append(f"{ref(ing)}: backend port {port} is not a port of Service {backend['name']}")
+                    problems.append(f"{ref(route)}: backend Service {backend['name']} is not rendered")
+                elif backend.get("port") not in {p["port"] for p in svc["spec"]["ports"]}:
+                    problems.append(f"{ref(route)}: backend port {backend.get('port')} is not a port of Service "
+                                    f"{backend['name']}")
     return problems
 
 

@@ -19,9 +19,11 @@ from manifest_render import NAMESPACES, render, rendered_objects, venv_tool
 
 PEERS = (Path(__file__).parent / "data" / "netpol-peers.yaml").read_text()
 ANYWHERE = "0.0.0.0/0"
+PROXY = "envoy-gateway-system/envoy-voting-app"
+PROMETHEUS = "monitoring/prometheus"
 OUTSIDE = [
-    ANYWHERE, "elsewhere/stranger", "ingress-nginx/ingress-controller", "keda/keda-operator",
-    "kube-system/coredns", "monitoring/prometheus",
+    ANYWHERE, "elsewhere/stranger", PROXY, "envoy-gateway-system/envoy-other", "envoy-gateway-system/envoy-gateway",
+    "keda/keda-operator", "kube-system/coredns", PROMETHEUS, "monitoring/grafana",
 ]
 DNS = "TCP,UDP 53"
 LINE_RE = re.compile(r"^(?P<src>\S+) => (?P<dst>\S+) : (?P<conn>.+)$")
@@ -91,22 +93,22 @@ def expected(overlay: str) -> set[tuple[str, str, str]]:
         ("worker", "redis", "TCP 6379"),
         ("worker", "db", "TCP 5432"),
         ("result", "db", "TCP 5432"),
-        ("monitoring/prometheus", "vote", "TCP 8080"),
-        ("monitoring/prometheus", "result", "TCP 8080"),
-        ("monitoring/prometheus", "worker", "TCP 9102"),
+        (PROMETHEUS, "vote", "TCP 8080"),
+        (PROMETHEUS, "result", "TCP 8080"),
+        (PROMETHEUS, "worker", "TCP 9102"),
     }
     if overlay == "dev":
         allowed |= {(src, dst, "TCP 8080") for src in OUTSIDE for dst in ("vote", "result")}
     else:
         ours += ["db-backup", "db-restore", "db-backup-volume"]
         allowed |= {
-            ("ingress-nginx/ingress-controller", "vote", "TCP 8080"),
-            ("ingress-nginx/ingress-controller", "result", "TCP 8080"),
+            (PROXY, "vote", "TCP 8080"),
+            (PROXY, "result", "TCP 8080"),
             ("keda/keda-operator", "redis", "TCP 6379"),
             ("db-backup", "db", "TCP 5432"),
             ("db-restore", "db", "TCP 5432"),
-            # cert-manager's HTTP-01 solver: Let's Encrypt reaches it through the ingress controller.
-            ("ingress-nginx/ingress-controller", "acme-solver", "TCP 8089"),
+            # cert-manager's HTTP-01 solver: Let's Encrypt reaches it through the Gateway's HTTP listener.
+            (PROXY, "acme-solver", "TCP 8089"),
         }
     allowed |= {(pod, "kube-system/coredns", DNS) for pod in ours}
     return allowed
@@ -133,7 +135,11 @@ def test_named_denials(overlay):
     for denied in [("vote", "db"), ("result", "redis"), ("vote", "worker"), ("result", "worker"),
                    ("redis", "db"), ("db", "redis"), ("stray", "db"), ("stray", "redis"), ("elsewhere/stranger", "db")]:
         assert denied not in pairs
-    assert {src for src, dst in pairs if dst == "worker"} == {"monitoring/prometheus"}
+    assert {src for src, dst in pairs if dst == "worker"} == {PROMETHEUS}
+    if overlay == "prod":
+        for dst in ("vote", "result", "acme-solver"):
+            assert {src for src, d in pairs if d == dst and "/" in src} == {PROXY} | ({PROMETHEUS} if dst != "acme-solver"
+                                                                                     else set())
 
 
 def test_analyzer_sees_a_loosened_policy(tmp_path):
@@ -147,8 +153,30 @@ def test_analyzer_sees_a_loosened_policy(tmp_path):
     assert allowed != expected("prod")
 
 
-def test_without_the_solver_policy_http01_cannot_be_answered(tmp_path):
+# Each flow from outside the namespace, and the one policy that lets it in.
+LET_IN_BY = [
+    ("acme-http01-solver", (PROXY, "acme-solver", "TCP 8089")),
+    ("vote-from-gateway", (PROXY, "vote", "TCP 8080")),
+    ("result-from-gateway", (PROXY, "result", "TCP 8080")),
+    ("worker", (PROMETHEUS, "worker", "TCP 9102")),
+    ("vote", (PROMETHEUS, "vote", "TCP 8080")),
+]
+
+
+@pytest.mark.parametrize(("policy", "flow"), LET_IN_BY, ids=[p for p, _ in LET_IN_BY])
+def test_without_its_policy_the_flow_is_denied(policy, flow, tmp_path):
+    assert flow in overlay_connectivity("prod")
     objects = [o for o in rendered_objects("overlays/prod")
-               if not (o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "acme-http01-solver")]
+               if not (o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == policy)]
     allowed = connectivity(yaml.safe_dump_all(objects), NAMESPACES["prod"], tmp_path)
-    assert not any(dst == "acme-solver" and src.startswith("ingress-nginx/") for src, dst, _ in allowed)
+    assert flow not in allowed
+
+
+def test_a_policy_open_to_the_whole_gateway_namespace_lets_other_proxies_in(tmp_path):
+    """The proxy's labels, not just its namespace: another team's Gateway shares envoy-gateway-system."""
+    objects = rendered_objects("overlays/prod")
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "vote-from-gateway")
+    del policy["spec"]["ingress"][0]["from"][0]["podSelector"]
+    allowed = connectivity(yaml.safe_dump_all(objects), NAMESPACES["prod"], tmp_path)
+    assert ("envoy-gateway-system/envoy-other", "vote", "TCP 8080") in allowed
+    assert allowed - expected("prod")

@@ -1,4 +1,4 @@
-"""What each environment promises: replicas, storage, persistence, ingress, autoscaling, images."""
+"""What each environment promises: replicas, storage, persistence, the way in, autoscaling, images."""
 
 from __future__ import annotations
 
@@ -51,9 +51,31 @@ def test_dev_services_can_be_port_forwarded(dev_objects):
     assert all(p.get("name") for s in services.values() for p in s["spec"]["ports"])
 
 
+# kind maps 127.0.0.1:8080 and :8081 on the host to these node ports.
+DEV_NODE_PORTS = {"vote": 30080, "result": 30081}
+
+
+def node_ports(objects) -> dict[str, list[int]]:
+    """The node ports each Service opens."""
+    return {o["metadata"]["name"]: [p["nodePort"] for p in o["spec"]["ports"] if "nodePort" in p]
+            for o in objects if o["kind"] == "Service" and o["spec"].get("type") in ("NodePort", "LoadBalancer")}
+
+
+def test_dev_opens_vote_and_result_on_their_node_ports_only(dev_objects):
+    assert node_ports(dev_objects) == {name: [port] for name, port in DEV_NODE_PORTS.items()}
+
+
+def test_the_node_ports_stay_in_dev(prod_objects, dev_objects):
+    assert node_ports(prod_objects) == {}
+    leaked = [o for o in prod_objects if not (o["kind"] == "Service" and o["metadata"]["name"] == "vote")]
+    leaked.append(mc.find(dev_objects, "Service", "vote"))
+    assert node_ports(leaked) == {"vote": [30080]}, "the check must see a node port that leaks into prod"
+
+
 def test_dev_has_no_prod_only_objects(dev_objects):
     kinds = {o["kind"] for o in dev_objects}
-    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "ScaledObject", "ExternalSecret", "CronJob"}
+    assert not kinds & {"Gateway", "HTTPRoute", "ClientTrafficPolicy", "BackendTrafficPolicy", "HorizontalPodAutoscaler",
+                        "ScaledObject", "ExternalSecret", "CronJob"}
 
 
 # --- prod ----------------------------------------------------------------------------------------
@@ -98,19 +120,13 @@ def test_prod_redis_persists_every_acknowledged_write(prod_objects):
     assert workload(prod_objects, "redis")["spec"]["strategy"] == {"type": "Recreate"}
 
 
-def test_prod_ingress_has_tls_and_websocket_timeouts(prod_objects):
-    ingresses = {o["metadata"]["name"]: o for o in prod_objects if o["kind"] == "Ingress"}
-    assert set(ingresses) == {"vote", "result"}
-    for name, ing in ingresses.items():
-        notes = ing["metadata"]["annotations"]
-        assert notes.get("cert-manager.io/cluster-issuer"), f"{name}: no cert-manager issuer"
-        assert ing["spec"]["ingressClassName"] == "nginx"
-        hosts = {r["host"] for r in ing["spec"]["rules"]}
-        tls_hosts = {h for t in ing["spec"]["tls"] for h in t["hosts"]}
-        assert hosts <= tls_hosts and all(t.get("secretName") for t in ing["spec"]["tls"])
-    result = ingresses["result"]["metadata"]["annotations"]
-    for key in ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout"):
-        assert int(result[key]) >= 3600, f"{key} too short for long-lived websockets"
+def test_prod_is_reached_through_the_gateway(prod_objects):
+    """vote and result each have an HTTPS listener of Gateway/voting-app; its checks are in test_gateway.py."""
+    gateway = mc.find(prod_objects, "Gateway", "voting-app")
+    assert gateway["spec"]["gatewayClassName"] == "envoy-gateway"
+    https = {x["name"] for x in gateway["spec"]["listeners"] if x["protocol"] == "HTTPS"}
+    assert https == {"vote", "result"}
+    assert all(s["spec"].get("type", "ClusterIP") == "ClusterIP" for s in prod_objects if s["kind"] == "Service")
 
 
 def test_prod_backup_runs_nightly_with_the_custom_format(prod_objects):
@@ -154,7 +170,8 @@ def test_overlay_repeats_no_base_manifest(overlay):
             assert (doc["kind"], doc["metadata"]["name"]) not in base, f"{resource} repeats base {doc['kind']}"
     for patch in spec.get("patches", []):
         assert patch["path"].startswith("patch-"), f"patch {patch['path']} is not named patch-<what it changes>"
-    listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])), "kustomization.yaml"}
+    listed = {*spec["resources"][1:], *(p["path"] for p in spec.get("patches", [])),
+              *(r["path"] for r in spec.get("replacements", [])), "kustomization.yaml"}
     stray = {p.name for p in folder.glob("*.yaml")} - listed
     assert not stray, f"YAML files nobody renders: {stray}"
 

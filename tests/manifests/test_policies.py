@@ -13,7 +13,7 @@ CHECKS = {
     "labels and namespace": mc.label_problems,
     "selectors match pod labels": lambda objs, ns: mc.selector_problems(objs),
     "Service target ports exist on the pods": lambda objs, ns: mc.service_port_problems(objs),
-    "Ingress backends exist": lambda objs, ns: mc.ingress_problems(objs),
+    "HTTPRoute backends exist": lambda objs, ns: mc.route_problems(objs),
     "Argo CD sync waves": lambda objs, ns: mc.sync_wave_problems(objs),
     "Redis password and memory": lambda objs, ns: mc.redis_problems(objs),
     "StatefulSet service and claim templates": lambda objs, ns: mc.statefulset_problems(objs),
@@ -126,6 +126,11 @@ def _wrong_target_port(objs):
     svc["spec"]["ports"][0]["targetPort"] = "pg"
 
 
+def _route_to_the_container_port(objs):
+    route = next(o for o in objs if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "vote")
+    route["spec"]["rules"][0]["backendRefs"][0]["port"] = 8080
+
+
 def _apps_before_db(objs):
     _workload(objs, "worker")["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "-5"
 
@@ -198,6 +203,7 @@ BREAKAGES = [
     (_selector_mismatch, "selectors match pod labels", "does not match its pod template"),
     (_service_selects_nothing, "selectors match pod labels", "matches no pod template"),
     (_wrong_target_port, "Service target ports exist on the pods", "targetPort 'pg'"),
+    (_route_to_the_container_port, "HTTPRoute backends exist", "backend port 8080 is not a port of Service vote"),
     (_apps_before_db, "Argo CD sync waves", "is not before Deployment/worker"),
     (_redis_without_maxmemory, "Redis password and memory", "no --maxmemory"),
     (_redis_maxmemory_at_the_limit, "Redis password and memory", "above 50% of the 512Mi limit"),

@@ -44,9 +44,9 @@ def _todays_prod(objs):
         _set_wave(cron, 2)
 
 
-def _ingress_first(objs):
-    for ingress in (o for o in objs if o["kind"] == "Ingress"):
-        _set_wave(ingress, 0)
+def _gateway_first(objs):
+    for obj in (o for o in objs if o["apiVersion"].startswith("gateway.")):
+        _set_wave(obj, 0)
 
 
 def _secret_store_later(objs):
@@ -69,7 +69,7 @@ BREAKAGES = [
     (_todays_prod, "problems",
      "wave 0: PersistentVolumeClaim/db-backup stays Progressing (Pending: WaitForFirstConsumer and no pod mounts it"
      " before wave 2: CronJob/db-backup creates pods only on schedule"),
-    (_ingress_first, "problems", "wave 0: Ingress/vote stays Progressing (no load-balancer address"),
+    (_gateway_first, "problems", "wave 0: Gateway/voting-app stays Progressing (Programmed=False, no load-balancer address"),
     (_secret_store_later, "problems",
      "wave 0: StatefulSet/db stays Progressing (its pods cannot start: Secret/db does not exist"
      " (ExternalSecret/db is in wave 1)"),
@@ -89,6 +89,59 @@ def test_model_catches_breakage(breakage, kind, expected, prod_objects):
     breakage(prod_objects)
     result = simulate(prod_objects)
     assert any(expected in p for p in getattr(result, kind)), result.report()
+
+
+def _no_issuer_on_the_gateway(objs):
+    del _named(objs, "Gateway", "voting-app")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+
+
+def _namespaced_issuer(objs):
+    notes = _named(objs, "Gateway", "voting-app")["metadata"]["annotations"]
+    notes["cert-manager.io/issuer"] = notes.pop("cert-manager.io/cluster-issuer")
+
+
+def _route_to_a_missing_listener(objs):
+    _named(objs, "HTTPRoute", "vote")["spec"]["parentRefs"][0]["sectionName"] = "votes"
+
+
+def _route_with_another_hostname(objs):
+    _named(objs, "HTTPRoute", "result")["spec"]["hostnames"] = ["results.example.com"]
+
+
+def _route_to_a_missing_service(objs):
+    _named(objs, "HTTPRoute", "result")["spec"]["rules"][0]["backendRefs"][0]["name"] = "results"
+
+
+# With a load-balancer address, so that the Gateway's own health goes past Programmed.
+GATEWAY_BREAKAGES = [
+    (_no_issuer_on_the_gateway, "Gateway/voting-app (wave 2) stays Degraded (Listener vote: ResolvedRefs=False:"
+     " Secret/vote-tls does not exist (no Certificate makes it"),
+    (_namespaced_issuer, "Gateway/voting-app (wave 2) stays Degraded (Listener vote: ResolvedRefs=False: Secret/vote-tls"
+     " does not exist (Certificate/vote-tls is Progressing: Issuing: Issuer/voting-app does not exist (not rendered)"),
+    (_route_to_a_missing_listener, "HTTPRoute/vote (wave 2) stays Degraded (Accepted=False: NoMatchingParent:"
+     " Gateway/voting-app has no listener votes"),
+    (_route_with_another_hostname, "HTTPRoute/result (wave 2) stays Degraded (Accepted=False:"
+     " NoMatchingListenerHostname"),
+    (_route_to_a_missing_service, "HTTPRoute/result (wave 2) stays Degraded (ResolvedRefs=False: Service/results does"
+     " not exist (not rendered)"),
+]
+
+
+@pytest.mark.parametrize(("breakage", "expected"), GATEWAY_BREAKAGES,
+                         ids=[b[0].__name__.strip("_") for b in GATEWAY_BREAKAGES])
+def test_gateway_model_catches_breakage(breakage, expected, prod_objects):
+    breakage(prod_objects)
+    result = simulate(prod_objects, load_balancer=True)
+    assert any(expected in w for w in result.warnings), result.report()
+
+
+def test_the_gateway_shim_certificates_make_the_listeners_healthy(prod_objects):
+    result = simulate(prod_objects, load_balancer=True)
+    assert result.health["Gateway/voting-app"] == (
+        "Healthy", "Programmed: an address is assigned and every listener's certificate exists"), result.report()
+    assert {ref for ref, (status, _) in result.health.items() if ref.startswith("HTTPRoute/")} == {
+        "HTTPRoute/vote", "HTTPRoute/result", "HTTPRoute/https-redirect"}
+    assert all(result.health[r][0] == "Healthy" for r in ("HTTPRoute/vote", "HTTPRoute/result", "HTTPRoute/https-redirect"))
 
 
 def _claim(name, wave=0):

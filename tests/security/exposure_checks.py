@@ -19,6 +19,12 @@ def _selects(selector: dict, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
+def route_backends(route: dict) -> list[str]:
+    """The Services an HTTPRoute sends requests to."""
+    return [b["name"] for r in route["spec"].get("rules", []) for b in r.get("backendRefs") or []
+            if b.get("kind", "Service") == "Service"]
+
+
 def exposure_problems(objects: list[dict]) -> list[str]:
     """Only vote and result face the outside; nothing runs as root."""
     problems = []
@@ -26,14 +32,16 @@ def exposure_problems(objects: list[dict]) -> list[str]:
         name, spec = svc["metadata"]["name"], svc["spec"]
         if spec.get("type", "ClusterIP") != "ClusterIP" or spec.get("externalIPs") or spec.get("externalName"):
             problems.append(f"Service/{name} is reachable from outside the cluster ({spec.get('type')})")
-    for ing in (o for o in objects if o["kind"] == "Ingress"):
-        backends = [p["backend"]["service"]["name"] for r in ing["spec"].get("rules", [])
-                    for p in r.get("http", {}).get("paths", [])]
-        if ing["spec"].get("defaultBackend"):
-            backends.append(ing["spec"]["defaultBackend"].get("service", {}).get("name"))
-        for backend in backends:
+    for route in (o for o in objects if o["kind"] == "HTTPRoute"):
+        for backend in route_backends(route):
             if backend not in {n for n, _ in PUBLIC}:
-                problems.append(f"Ingress/{ing['metadata']['name']} routes to {backend}")
+                problems.append(f"HTTPRoute/{route['metadata']['name']} routes to {backend}")
+    for gateway in (o for o in objects if o["kind"] == "Gateway"):
+        for listener in gateway["spec"].get("listeners", []):
+            admitted = ((listener.get("allowedRoutes") or {}).get("namespaces") or {}).get("from", "Same")
+            if admitted != "Same":
+                problems.append(f"Gateway/{gateway['metadata']['name']} listener {listener['name']} admits routes "
+                                f"from {admitted} namespaces")
     pods = {t.get("metadata", {}).get("labels", {}).get(NAME): t for _, t in pod_specs(objects)}
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     deny = [p for p in policies if p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])

@@ -2,7 +2,8 @@
 
 tests/manifests checks the NetworkPolicy matrix with network-config-analyzer and the restricted
 security context; these checks add what reaches the namespace from outside (Service types,
-Ingress backends, policy rules that admit other namespaces) and an explicit non-zero UID on
+HTTPRoute backends, Gateway listeners that admit other namespaces' routes, policy rules that admit other
+namespaces) and an explicit non-zero UID on
 every container. Each check is also shown failing on a broken copy.
 """
 
@@ -42,7 +43,7 @@ def test_prod_exposes_only_vote_and_result_and_runs_nothing_as_root(prod):
 
 def test_every_rendered_workload_is_checked(prod):
     kinds = {o["kind"] for o in prod}
-    assert {"Service", "Ingress", "NetworkPolicy", "Deployment", "StatefulSet", "CronJob"} <= kinds
+    assert {"Service", "Gateway", "HTTPRoute", "NetworkPolicy", "Deployment", "StatefulSet", "CronJob"} <= kinds
     assert {o["metadata"]["name"] for o in prod if o["kind"] == "Service"} >= {"vote", "result", "redis", "db"}
 
 
@@ -58,10 +59,18 @@ def _external_ip(objs):
     find(objs, "Service", "db")["spec"]["externalIPs"] = ["203.0.113.7"]
 
 
-def _ingress_to_worker_metrics(objs):
-    ingress = find(objs, "Ingress", "result")
-    ingress["spec"]["rules"][0]["http"]["paths"].append(
-        {"path": "/metrics", "pathType": "Prefix", "backend": {"service": {"name": "redis", "port": {"number": 6379}}}})
+def _route_to_redis(objs):
+    find(objs, "HTTPRoute", "result")["spec"]["rules"].append(
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/redis"}}], "backendRefs": [{"name": "redis", "port": 6379}]})
+
+
+def _gateway_admits_every_namespace(objs):
+    find(objs, "Gateway", "voting-app")["spec"]["listeners"][1]["allowedRoutes"] = {"namespaces": {"from": "All"}}
+
+
+def _vote_open_to_the_gateway_namespace(objs):
+    del find(objs, "NetworkPolicy", "vote-from-gateway")["spec"]["ingress"][0]["from"][0]["podSelector"]
+    find(objs, "NetworkPolicy", "vote-from-gateway")["spec"]["ingress"][0]["ports"] = []
 
 
 def _db_open_to_namespaces(objs):
@@ -103,7 +112,9 @@ BREAKAGES = {
     "NodePort Service": (_node_port, "Service/db"),
     "LoadBalancer Service": (_load_balancer, "Service/redis"),
     "external IP": (_external_ip, "Service/db"),
-    "Ingress to redis": (_ingress_to_worker_metrics, "routes to redis"),
+    "HTTPRoute to redis": (_route_to_redis, "HTTPRoute/result routes to redis"),
+    "Gateway admits other namespaces' routes": (_gateway_admits_every_namespace, "admits routes from All namespaces"),
+    "vote, every port, from the gateway's namespace": (_vote_open_to_the_gateway_namespace, "vote port any"),
     "db open to other namespaces": (_db_open_to_namespaces, "db port 5432"),
     "redis open beyond KEDA": (_redis_open_to_anyone, "redis"),
     "vote, every port, from anywhere": (_vote_all_ports_from_anywhere, "vote port any"),

@@ -189,17 +189,24 @@ def test_a_viewer_is_removed_however_it_leaves(free_settings):
 
     async def scenario() -> None:
         sending = asyncio.Event()
+        sent: asyncio.Queue = asyncio.Queue()
+
+        async def send_fails(message: dict) -> None:
+            await sent.put(message)
+            raise ConnectionResetError("the browser went away while we sent it the tallies")
+
+        async def send_never_returns(message: dict) -> None:
+            sending.set()
+            await asyncio.sleep(3600)  # a send to a peer that never reads
 
         async def leaves_mid_send() -> None:
-            with feed.viewer() as queue:
-                await queue.get()
-                raise ConnectionResetError("the browser went away while we sent it the tallies")
+            with feed.viewer(send_fails):
+                await sent.get()
+                raise ConnectionResetError("the server saw the disconnect")
 
         async def cancelled_mid_send() -> None:
-            with feed.viewer() as queue:
-                await queue.get()
-                sending.set()
-                await asyncio.sleep(3600)  # a send to a peer that never reads
+            with feed.viewer(send_never_returns):
+                await asyncio.sleep(3600)
 
         before = VIEWERS._value.get()
         gone = asyncio.create_task(leaves_mid_send())

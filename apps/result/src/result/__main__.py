@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import sys
 
@@ -68,9 +69,17 @@ async def serve_until_signalled(settings: Settings) -> None:
     await serve(app, config, shutdown_trigger=stopping.wait)
 
 
+def raise_open_files_limit() -> None:
+    """Each viewer holds a socket: lift the soft file limit to the hard one (often 1,024 -> 1M)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> int:
     settings = load(Settings, "result")
     logs.configure("result", settings.log)
+    raise_open_files_limit()
     asyncio.run(serve_until_signalled(settings))
     return 0
 

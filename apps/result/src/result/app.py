@@ -8,7 +8,7 @@ import time
 
 from opentelemetry.trace import TracerProvider
 from prometheus_client import Histogram
-from quart import Quart, Response, g, render_template, request, websocket
+from quart import Quart, Response, g, render_template, request
 
 from voting_contract import tracing
 from voting_contract.metrics import exposition
@@ -16,6 +16,7 @@ from voting_contract.settings import environ
 from voting_contract.web import LATENCY_BUCKETS, security_headers
 
 from .feed import TallyFeed
+from .live import LiveTallies
 from .settings import Settings
 from .telemetry import FeedTelemetry
 
@@ -55,15 +56,6 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     async def results():
         return feed.current, (200 if feed.loaded else 503)
 
-    @app.websocket("/ws")
-    async def live():
-        if feed.closing:
-            return  # shutting down: the browser reconnects to another pod
-        with feed.viewer() as queue:
-            await websocket.send_json(feed.current)
-            while (update := await queue.get()) is not None:
-                await websocket.send_json(update)
-
     @app.get("/healthz")
     async def healthz():
         return Response("ok\n", mimetype="text/plain")
@@ -92,4 +84,6 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
         LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - g.started)
         return response
 
+    # /ws is answered before Quart sees it (live.py says why).
+    app.asgi_app = LiveTallies(app.asgi_app, feed)  # type: ignore[method-assign]
     return app

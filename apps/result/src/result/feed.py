@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import psycopg
 from prometheus_client import Counter, Gauge
@@ -31,6 +32,41 @@ VIEWERS = Gauge("result_websocket_viewers", "Open websocket connections")
 DB_CONNECTED = Gauge("result_db_connected", "1 while the tally reader holds a PostgreSQL connection, else 0")
 
 
+CLOSE = {"type": "websocket.close", "code": 1000}
+
+
+class Viewer:
+    """One websocket's sending side: at most one send in flight, and only the newest tallies waiting.
+
+    A viewer holds no queue and no task of its own while nothing changes: a few hundred bytes.
+    """
+
+    __slots__ = ("send", "sending", "waiting")
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
+        self.send = send
+        self.sending: asyncio.Task | None = None
+        self.waiting: dict | None = None
+
+    def offer(self, message: dict) -> None:
+        if self.sending is not None:
+            # A slow viewer only ever needs the newest tallies: replace what it has not been sent.
+            if self.waiting is not CLOSE:
+                self.waiting = message
+            return
+        self.sending = asyncio.get_running_loop().create_task(self._deliver(message))
+
+    async def _deliver(self, message: dict) -> None:
+        try:
+            while message is not None:
+                await self.send(message)
+                message, self.waiting = self.waiting, None
+        except Exception:  # the connection went away mid-send: its own task ends the viewer
+            pass
+        finally:
+            self.sending = None
+
+
 class TallyFeed:
     def __init__(self, settings: PostgresSettings, ballot: Ballot, recheck_seconds: float,
                  telemetry: FeedTelemetry | None = None) -> None:
@@ -42,30 +78,40 @@ class TallyFeed:
         self.loaded = False
         self.connected = False
         self.current = snapshot({}, ballot, stale=True, loaded=False)
-        self._subscribers: set[asyncio.Queue] = set()
+        self.message = self._message(self.current)
+        self._viewers: set[Viewer] = set()
         self.closing = False
         self._task: asyncio.Task | None = None
 
     # -- viewers ----------------------------------------------------------------------
+    @staticmethod
+    def _message(current: dict) -> dict:
+        # Encoded once per change, not once per viewer.
+        return {"type": "websocket.send", "text": json.dumps(current, separators=(",", ":"))}
+
     @contextlib.contextmanager
-    def viewer(self) -> Iterator[asyncio.Queue]:
-        """A queue of the newest tallies (None: close) for one viewer, for as long as the block runs.
+    def viewer(self, send: Callable[[dict], Awaitable[None]]) -> Iterator[Viewer]:
+        """Follow the tallies on an accepted websocket for as long as the block runs: the current
+        ones now, then each change.
 
         However the block ends (the viewer leaves mid-send, the task is cancelled, an error), the
-        queue stops receiving and the viewer is no longer counted.
+        viewer stops receiving, its send in flight is cancelled and it is no longer counted.
         """
-        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-        self._subscribers.add(queue)
+        viewer = Viewer(send)
+        self._viewers.add(viewer)
         VIEWERS.inc()
         try:
-            yield queue
+            viewer.offer(CLOSE if self.closing else self.message)
+            yield viewer
         finally:
-            self._subscribers.discard(queue)
+            self._viewers.discard(viewer)
+            if viewer.sending is not None:
+                viewer.sending.cancel()
             VIEWERS.dec()
 
     @property
     def viewers(self) -> int:
-        return len(self._subscribers)
+        return len(self._viewers)
 
     def _publish(self, counts: dict[str, int] | None = None) -> None:
         if counts is not None:
@@ -74,13 +120,11 @@ class TallyFeed:
         if new == self.current:
             return
         self.current = new
+        self.message = self._message(new)
         UPDATES.inc()
         with self.telemetry.push(self.viewers):
-            for queue in self._subscribers:
-                # A slow viewer only ever needs the newest tallies: replace what it has not read.
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(new)
+            for viewer in self._viewers:
+                viewer.offer(self.message)
 
     # -- the reader -------------------------------------------------------------------
     async def _read(self, conn: psycopg.AsyncConnection, payloads: list[str] | None = None) -> None:
@@ -134,10 +178,8 @@ class TallyFeed:
     def close_viewers(self) -> None:
         """Tell every websocket to close; new ones are closed as soon as they open."""
         self.closing = True
-        for queue in list(self._subscribers):
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+        for viewer in self._viewers:
+            viewer.offer(CLOSE)
 
     async def stop(self) -> None:
         if self._task:

@@ -19,9 +19,31 @@ prepare_multiprocess_dir("/tmp/vote-metrics")
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "gthread"
-threads = 4
-# Longer than a proxy keeps an idle connection to us (ingress-nginx: 60 s): if gunicorn closed it
-# first, a vote the proxy sends on it at that instant would be lost, and a proxy never resends a POST.
+# A vote waits on Redis, which with appendfsync always answers after its fsync, and fsyncs
+# once for every command that arrived meanwhile: 16 threads keep 16 votes in each fsync.
+# The bench, interleaved on a busy 2-core box: POST / 282 req/s with 4 threads, 592 with 16,
+# 589 with 32; p99 199, 145 and 201 ms.
+threads = 16
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that meets contention its own malloc arena; sixteen threads made
+    the process 4-5 MiB bigger (PSS) than four. Two arenas keep it at four threads' size.
+    The same as MALLOC_ARENA_MAX=2, set here because this file is where the threads are."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc: nothing to limit
+        pass
+
+
+_limit_malloc_arenas()
+# Longer than a proxy keeps an idle connection to us (prod's gateway: 60 s, in
+# overlays/prod/backendtrafficpolicy.yaml): if gunicorn closed it first, a vote the proxy
+# sends on it at that instant would be lost, and a proxy never resends a POST.
 keepalive = 75
 # The pod's terminationGracePeriodSeconds (30 s) leaves room for this drain.
 graceful_timeout = 20

@@ -27,13 +27,12 @@ def cross_site(origin: str | None, referer: str | None, own_scheme: str, own_hos
     With neither (curl, old clients), there is nothing to judge, and the POST goes through.
     `own_host` is the Host the request was sent to, as the proxy passes it on.
     """
-    ours = origin_of(f"{own_scheme}://{own_host}")
     if origin:
         theirs, header = origin_of(origin), "Origin"
     elif referer:
         theirs, header = origin_of(referer), "Referer"
     else:
         return None
-    if theirs is None or theirs != ours:
+    if theirs is None or theirs != origin_of(f"{own_scheme}://{own_host}"):
         return f"{header} is not this ballot"
     return None

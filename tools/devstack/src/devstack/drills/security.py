@@ -14,7 +14,7 @@ from devstack.repo import ROOT as REPO
 # tests/manifests/manifest_render.py: one copy of each, run here on the real tree.
 sys.path[:0] = [str(REPO / "tests" / "security"), str(REPO / "tests" / "manifests")]
 
-from exposure_checks import exposure_problems, pod_templates  # noqa: E402
+from exposure_checks import exposure_problems, pod_templates, route_backends  # noqa: E402
 from manifest_render import rendered_objects  # noqa: E402
 from secrets_checks import baseline_secrets, pragma_lines, scan_secrets, secret_problems, tracked_files  # noqa: E402
 
@@ -37,17 +37,16 @@ def prod_exposure(lab: Lab | None = None) -> Row:
         objects = rendered_objects("overlays/prod")
     problems = exposure_problems(objects)
     services = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Service")
-    ingress = sorted({p["backend"]["service"]["name"] for o in objects if o["kind"] == "Ingress"
-                      for r in o["spec"]["rules"] for p in r["http"]["paths"]})
+    routes = sorted({b for o in objects if o["kind"] == "HTTPRoute" for b in route_backends(o)})
     containers = sum(len(t["spec"].get("containers", [])) + len(t["spec"].get("initContainers", []))
                      for _, t in pod_templates(objects))
     return judge(
         "prod exposure and users",
-        f"rendered overlays/prod: {len(services)} Services, Ingress, {sum(o['kind'] == 'NetworkPolicy' for o in objects)}"
+        f"rendered overlays/prod: {len(services)} Services, Gateway, {sum(o['kind'] == 'NetworkPolicy' for o in objects)}"
         f" NetworkPolicies, {containers} containers",
-        f"Services all ClusterIP; Ingress backends {ingress}; from other namespaces only vote/result http, worker "
-        f"metrics, redis 6379 from keda; {len(problems)} problems (root, open ports)",
-        problems, {"services": services, "ingress_backends": ingress, "containers": containers},
+        f"Services all ClusterIP; HTTPRoute backends {routes}; from other namespaces only vote/result http from "
+        f"the gateway's proxy and Prometheus, worker metrics, redis 6379 from keda; {len(problems)} problems (root, open ports)",
+        problems, {"services": services, "route_backends": routes, "containers": containers},
     )
 
 
