@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import shutil
 import socket
@@ -292,10 +293,25 @@ def cluster_script(cluster):
     return run
 
 
+def tallies(message: str) -> dict[str, int]:
+    """Votes per option id, from one message of result's websocket."""
+    return {option["id"]: option["votes"] for option in json.loads(message)["options"]}
+
+
+def websocket_shows(ws, expected: dict[str, int], timeout: float = 90) -> None:
+    """Read result's websocket until its tallies are `expected`; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while seen != expected:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the websocket never showed {expected}; last tallies {seen}"
+        seen = tallies(ws.recv(timeout=left))
+
+
 @pytest.fixture(scope="session")
 def e2e() -> SimpleNamespace:
     """The helpers and names above, for the test modules (importlib mode cannot import conftest)."""
     return SimpleNamespace(
         root=ROOT, cluster_sh=CLUSTER_SH, served_url=SERVED_URL, argocd_namespace=ARGOCD_NAMESPACE,
-        wait_for=wait_for, free_port=free_port,
+        wait_for=wait_for, free_port=free_port, tallies=tallies, websocket_shows=websocket_shows,
     )

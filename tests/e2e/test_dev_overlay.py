@@ -3,8 +3,6 @@ result websocket, and the NetworkPolicies hold."""
 
 from __future__ import annotations
 
-import json
-import time
 
 import httpx
 import pytest
@@ -27,14 +25,10 @@ print("open")
 """
 
 
-def tallies(message: str) -> dict[str, int]:
-    return {option["id"]: option["votes"] for option in json.loads(message)["options"]}
-
-
-def test_votes_cast_over_http_show_up_on_the_result_websocket(cluster):
+def test_votes_cast_over_http_show_up_on_the_result_websocket(cluster, e2e):
     cluster.wait_rollouts(cluster.namespace)
     with connect(RESULT_WS, open_timeout=30) as ws:
-        before = tallies(ws.recv(timeout=30))
+        before = e2e.tallies(ws.recv(timeout=30))
         cast = {"a": 3, "b": 2}
         for option, count in cast.items():
             for _ in range(count):
@@ -42,12 +36,7 @@ def test_votes_cast_over_http_show_up_on_the_result_websocket(cluster):
                 reply = httpx.post(f"{VOTE}/", data={"vote": option}, timeout=10)
                 assert reply.status_code == 200, reply.text
         expected = {option: before.get(option, 0) + count for option, count in cast.items()}
-        deadline = time.monotonic() + 90
-        seen = before
-        while seen != expected:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the websocket never showed {expected}; last tallies {seen}"
-            seen = tallies(ws.recv(timeout=left))
+        e2e.websocket_shows(ws, expected)
 
 
 def reaches(cluster, workload: str, host: str, port: int) -> tuple[bool, str]:

@@ -63,26 +63,17 @@ def via_gateway(method: str, host: str, path: str, context: ssl.SSLContext, **kw
         )
 
 
-def tallies(message: str) -> dict[str, int]:
-    return {option["id"]: option["votes"] for option in json.loads(message)["options"]}
-
-
-def test_a_vote_over_https_through_the_gateway_reaches_the_result_websocket(ready, hosts, local_ca):
+def test_a_vote_over_https_through_the_gateway_reaches_the_result_websocket(ready, hosts, local_ca, e2e):
     page = via_gateway("GET", hosts["vote"], "/", local_ca)
     assert page.status_code == 200, page.text[:500]
     sock = socket.create_connection(GATEWAY, timeout=30)
     # The URI's host gives the Host header and the SNI; the socket goes to the Gateway's port.
     with connect(f"wss://{hosts['result']}:{GATEWAY[1]}/ws", sock=sock, ssl=local_ca, open_timeout=30) as ws:
-        before = tallies(ws.recv(timeout=30))
+        before = e2e.tallies(ws.recv(timeout=30))
         reply = via_gateway("POST", hosts["vote"], "/", local_ca, data={"vote": "a"})
         assert reply.status_code == 200, reply.text[:500]
         expected = {**before, "a": before.get("a", 0) + 1}
-        deadline = time.monotonic() + 90
-        seen = before
-        while seen != expected:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the websocket never showed {expected}; last tallies {seen}"
-            seen = tallies(ws.recv(timeout=left))
+        e2e.websocket_shows(ws, expected)
 
 
 def test_the_external_secret_materializes_the_db_credentials(ready):
