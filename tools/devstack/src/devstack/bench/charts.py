@@ -20,6 +20,15 @@ def _cdf(ax, values: list[float], label: str, scale: float = 1000.0) -> None:
     ax.plot(xs, np.linspace(0, 100, len(xs)), label=label)
 
 
+def _save(fig, path: Path, *legends) -> None:
+    """Legends on the given axes, then the figure written as a PNG and released."""
+    for ax in legends:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def pipeline(path: Path, data: dict) -> None:
     steps = data["steps"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -36,10 +45,7 @@ def pipeline(path: Path, data: dict) -> None:
     ax.set_xlabel("votes/s offered (open loop)")
     ax.set_ylabel("ms")
     ax.set_title("Whole pipeline: rate against answer-to-viewer p99")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, ax)
 
 
 def freshness(path: Path, data: dict) -> None:
@@ -51,10 +57,7 @@ def freshness(path: Path, data: dict) -> None:
     ax.set_xlabel("ms (log)")
     ax.set_ylabel("% of updates at or below")
     ax.set_title("Freshness distribution")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, ax)
 
 
 def vote_latency(path: Path, wrk_runs: dict, steps: list[dict]) -> None:
@@ -78,9 +81,7 @@ def vote_latency(path: Path, wrk_runs: dict, steps: list[dict]) -> None:
     right.set_ylabel("% of votes at or below")
     right.set_title("vote, open loop in the pipeline")
     right.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def drain(path: Path, runs: list[float], limits: list[float]) -> None:
@@ -93,7 +94,4 @@ def drain(path: Path, runs: list[float], limits: list[float]) -> None:
     ax.set_xticks(turns, [f"turn {t + 1}" for t in turns])
     ax.set_ylabel("votes/s")
     ax.set_title("Worker drain rate against its limit (ratio above each turn)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, ax)
