@@ -13,7 +13,7 @@ from quart import Quart, Response, g, render_template, request
 from voting_contract import tracing
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
-from voting_contract.web import LATENCY_BUCKETS, security_headers
+from voting_contract.web import LATENCY_BUCKETS, ballot_stylesheet, security_headers
 
 from .feed import TallyFeed
 from .live import LiveTallies
@@ -55,6 +55,10 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     @app.get("/api/results")
     async def results():
         return feed.current, (200 if feed.loaded else 503)
+
+    @app.get("/ballot.css")
+    async def ballot_css():
+        return Response(ballot_stylesheet(), mimetype="text/css")
 
     @app.get("/healthz")
     async def healthz():

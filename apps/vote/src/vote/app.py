@@ -22,7 +22,7 @@ from voting_contract import tracing
 from voting_contract.logs import event, voter_ref
 from voting_contract.metrics import exposition
 from voting_contract.settings import environ
-from voting_contract.web import LATENCY_BUCKETS, security_headers
+from voting_contract.web import LATENCY_BUCKETS, ballot_stylesheet, security_headers
 from voting_contract.wire import Vote
 
 from .ballot_box import BallotBox
@@ -157,6 +157,10 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
 
     if tracer is not None:
         app.view_functions["cast"] = traced(tracer, "POST /", cast)
+
+    @app.get("/ballot.css")
+    def ballot_css():
+        return Response(ballot_stylesheet(), mimetype="text/css")
 
     @app.get("/healthz")
     def healthz():

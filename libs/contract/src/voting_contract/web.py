@@ -1,6 +1,9 @@
-"""What the two web services share: response headers and latency buckets."""
+"""What the two web services share: response headers, latency buckets and the ballot's stylesheet."""
 
 from __future__ import annotations
+
+import functools
+from importlib.resources import files
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -16,3 +19,9 @@ def security_headers(form_action: str) -> dict[str, str]:
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",
     }
+
+
+@functools.cache
+def ballot_stylesheet() -> bytes:
+    """static/ballot.css: the palette (one colour per option id) and the page both services draw."""
+    return files("voting_contract").joinpath("static", "ballot.css").read_bytes()
