@@ -252,3 +252,14 @@ def test_a_browser_that_drops_its_connection_mid_push_is_no_longer_a_viewer(post
                     await asyncio.sleep(0.05)
 
     asyncio.run(scenario())
+
+
+def test_the_shared_palette_is_served(free_settings):
+    app = create_app(free_settings)
+
+    async def scenario() -> None:
+        response = await app.test_client().get("/ballot.css")
+        assert response.status_code == 200 and response.mimetype == "text/css"
+        assert ".a { --option: var(--a); }" in await response.get_data(as_text=True)
+
+    asyncio.run(scenario())

@@ -41,6 +41,14 @@ def test_the_ballot_names_both_options_and_the_instance(client):
     assert re.search(r'id="instance">[^<]+<', page)
 
 
+def test_the_page_links_the_shared_palette_and_it_is_served(client):
+    page = client.get("/").get_data(as_text=True)
+    assert '<link rel="stylesheet" href="/ballot.css">' in page
+    sheet = client.get("/ballot.css")
+    assert sheet.status_code == 200 and sheet.mimetype == "text/css"
+    assert ".a { --option: var(--a); }" in sheet.get_data(as_text=True)
+
+
 def test_a_new_voter_gets_a_long_lived_private_random_id(client):
     first = client.get("/").headers.getlist("Set-Cookie")
     (cookie,) = [c for c in first if c.startswith("voter_id=")]
