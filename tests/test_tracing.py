@@ -80,9 +80,7 @@ def make_worker(env):
 
     yield make
     for worker in made:
-        worker.writer.shutdown()
-        worker.store.close()
-        worker.redis.close()
+        worker.close()
 
 
 @pytest.fixture

@@ -94,8 +94,7 @@ def live_worker(redis_server, postgres_server, redis_client, pg_conn):
     })
     worker = Worker(settings_)
     yield worker
-    worker.store.close()
-    worker.redis.close()
+    worker.close()
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -26,9 +26,7 @@ def make_worker(redis_server, postgres_server, redis_client, pg_conn):
 
     yield make
     for w in made:
-        w.writer.shutdown()
-        w.store.close()
-        w.redis.close()
+        w.close()
 
 
 def rows(pg_conn) -> dict[str, str]:

@@ -247,6 +247,12 @@ class Worker:
         log.info("worker %s stopped", self.settings.worker_id, extra=event("worker.stopped"))
         return 0
 
+    def close(self) -> None:
+        """Release the writer thread and both connections, for a worker whose run() never ran or has returned."""
+        self.writer.shutdown()
+        self.store.close()
+        self.redis.close()
+
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: object) -> None:
             log.info("received %s: finishing the batch in hand", signal.Signals(signum).name,
